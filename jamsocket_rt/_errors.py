@@ -1,0 +1,120 @@
+"""The exception hierarchy: everything the library raises on purpose derives from JamsocketError.
+
+::
+
+    JamsocketError
+    ├── InvalidResponse (also ValueError)   data from a server does not fit the expected shape
+    ├── ApiError                            the platform API answered with an error status
+    ├── BackendTerminated                   the session backend has ended
+    ├── ReadyTimeout (also TimeoutError)    the backend did not become ready in time
+    └── TokenExpired                        the proxy no longer knows the token (HTTP 410)
+
+Messages never contain a token, a secret token or a bearer token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import BackendState, TerminationReason
+
+
+class JamsocketError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InvalidResponse(JamsocketError, ValueError):
+    """Data received from a server (or given by the caller) does not fit the expected type.
+
+    Attributes:
+        errors: one ``"field.path: what was expected"`` line per bad field.
+    """
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        self.errors: list[str] = list(errors or [])
+        if self.errors:
+            message = message + ": " + "; ".join(self.errors)
+        super().__init__(message)
+
+
+class ApiError(JamsocketError):
+    """The platform API (Jamsocket or a Plane controller) answered with an error.
+
+    Attributes:
+        http_status: the HTTP status code.
+        code: the API's machine-readable error code, when it gave one.
+        message: the API's human-readable message (or the reason phrase).
+        request_id: the API's id for the failed request, useful for support.
+    """
+
+    def __init__(
+        self,
+        http_status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        text = f"HTTP {http_status}"
+        if code:
+            text += f" [{code}]"
+        text += f": {message}"
+        if http_status == 429:
+            text += " (rate or plan limit reached: slow down, or check the account's plan)"
+        if request_id:
+            text += f" (request id {request_id})"
+        super().__init__(text)
+
+    @property
+    def is_rate_limit(self) -> bool:
+        """True when the API refused because of a rate or plan limit (HTTP 429)."""
+        return self.http_status == 429
+
+
+class BackendTerminated(JamsocketError):
+    """The session backend has terminated; nothing more can be sent to it.
+
+    Attributes:
+        state: the terminal BackendState (None when only the proxy told us).
+        reason: ``state.termination_reason``, for convenience.
+    """
+
+    def __init__(self, state: BackendState | None, message: str | None = None) -> None:
+        self.state = state
+        self.reason: TerminationReason | str | None = (
+            state.termination_reason if state is not None else None
+        )
+        if message is None:
+            message = "the session backend has terminated"
+            if state is not None:
+                details = []
+                if state.termination_reason is not None:
+                    details.append(f"reason={_value(state.termination_reason)}")
+                if state.termination_kind is not None:
+                    details.append(f"kind={_value(state.termination_kind)}")
+                if state.exit_error is not None:
+                    details.append(f"exit_error={state.exit_error}")
+                if details:
+                    message += " (" + ", ".join(details) + ")"
+        super().__init__(message)
+
+
+class ReadyTimeout(JamsocketError, TimeoutError):
+    """The session backend did not become ready within the allowed time."""
+
+
+class TokenExpired(JamsocketError):
+    """The proxy answered 410 Gone: the token is unknown, expired or its backend ended.
+
+    Call connect again (with the same key) for a new token; a Session given a ``connect``
+    callable does that by itself.
+    """
+
+
+def _value(member: object) -> str:
+    return str(getattr(member, "value", member))
