@@ -1,0 +1,1 @@
+"""Socket.IO connections under a Session: the contract and its implementations."""

@@ -1,0 +1,101 @@
+"""The contract between a Session and the Socket.IO connection under it.
+
+A Session owns everything that outlives one connection (queued sends, listeners, pending
+calls, reconnect policy, the backend's status). A Transport is one Socket.IO connection to the
+default namespace: it is opened once, moves events both ways, and reports exactly once that it
+is gone. A new connection after a drop is a new Transport.
+
+Two implementations exist: :class:`~jamsocket_rt.transport.websocket.WebSocketTransport`, a
+lean Engine.IO v4 / Socket.IO v5 speaker on aiohttp's websocket (the fast default), and
+:class:`~jamsocket_rt.transport.python_socketio.PythonSocketIOTransport`, python-socketio's
+AsyncClient behind the same contract (long-polling, and anything the fast path lacks).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from attrs import field, frozen
+
+#: Called with the acknowledgement's arguments (a list, possibly empty).
+AckCallback = Callable[[list[Any]], None]
+
+#: Given to the receiver of an event that asked for an acknowledgement; call it once.
+AckResponder = Callable[[Sequence[Any]], None]
+
+
+@frozen
+class ConnectTarget:
+    """Where and how to open the Socket.IO connection.
+
+    Attributes:
+        origin: scheme://host:port of the backend URL (http or https).
+        socketio_path: the Socket.IO path *with* the token segment, e.g. ``/TOKEN/socket.io/``.
+        headers: extra HTTP headers for the handshake.
+        auth: the Socket.IO CONNECT payload (``auth``), or None.
+        transports: allowed transports in order of preference: "websocket", "polling".
+        ssl: None = verify certificates (the default); False = do not verify; or an SSLContext.
+        connect_timeout: seconds for the whole handshake (HTTP upgrade + Socket.IO CONNECT).
+        max_payload: largest inbound message accepted, in bytes.
+    """
+
+    origin: str
+    socketio_path: str
+    headers: Mapping[str, str] = field(factory=dict, repr=False)
+    auth: Mapping[str, Any] | None = field(default=None, repr=False)
+    transports: tuple[str, ...] = ("websocket",)
+    ssl: ssl.SSLContext | bool | None = None
+    connect_timeout: float = 10.0
+    max_payload: int = 16 * 1024 * 1024
+
+
+class TransportListener(Protocol):
+    """What a Transport reports to its owner (the Session). Called on the event loop thread."""
+
+    def transport_event(self, event: str, args: list[Any], ack: AckResponder | None) -> None:
+        """A server event arrived (``args`` may be empty); ``ack`` is set if the server wants one."""
+
+    def transport_lost(self, error: BaseException | None) -> None:
+        """The connection is gone (called exactly once, never after a local ``close()``).
+
+        ``error`` says why when known (e.g. ConnectionResetError, TimeoutError on a missed ping,
+        or a server-side disconnect as ConnectionAbortedError).
+        """
+
+
+class Transport(Protocol):
+    """One Socket.IO connection to the default namespace."""
+
+    @property
+    def sid(self) -> str | None:
+        """The Socket.IO session id once connected."""
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful ``connect`` and the loss or ``close``."""
+
+    async def connect(self, target: ConnectTarget, listener: TransportListener) -> None:
+        """Open the connection and complete the Socket.IO CONNECT.
+
+        Raises:
+            TokenExpired: the proxy answered 410 Gone.
+            ConnectionError: the connection could not be opened or the handshake failed
+                (the message names the host, never the token).
+            TimeoutError: ``target.connect_timeout`` elapsed.
+        """
+
+    def emit(self, event: str, args: Sequence[Any], on_ack: AckCallback | None = None) -> None:
+        """Encode one event and queue it for writing; never blocks and never awaits.
+
+        Raises:
+            TypeError: an argument cannot be serialized (nothing was written).
+            ConnectionError: the transport is not connected.
+        """
+
+    async def drain(self) -> None:
+        """Wait while the outgoing buffer is above its high-water mark (back-pressure)."""
+
+    async def close(self) -> None:
+        """Disconnect politely and release everything; idempotent. Pending acks never fire."""
