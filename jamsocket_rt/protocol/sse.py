@@ -21,8 +21,7 @@ import re
 from attrs import frozen
 
 from .._errors import InvalidResponse
-from .._models import BackendState
-from .session import StatusTracker
+from .._models import BackendState, status_rank
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -240,14 +239,16 @@ class StatusDecoder:
             max_line_length=max_line_length,
             max_event_size=max_event_size,
         )
-        self._tracker = StatusTracker()
+        self._last_state: BackendState | None = None
+        self._delivered: set[str] = set()
+        self._max_rank = -1
         if last_state is not None:
-            self._tracker.update(last_state)
+            self.offer(last_state)
 
     @property
     def last_state(self) -> BackendState | None:
         """The latest state delivered (or given as ``last_state``)."""
-        return self._tracker.latest
+        return self._last_state
 
     @property
     def last_event_id(self) -> str:
@@ -262,7 +263,7 @@ class StatusDecoder:
     @property
     def done(self) -> bool:
         """True once ``terminated`` has been delivered: the stream has nothing more to say."""
-        return self._tracker.terminal is not None
+        return self._last_state is not None and self._last_state.is_terminated
 
     def new_connection(self) -> None:
         """Start reading a new response: a partial line or event of the last one is dropped."""
@@ -275,7 +276,20 @@ class StatusDecoder:
             True if the state is new and should be delivered; False for a repeat, a stale
             status, or anything after ``terminated``.
         """
-        return self._tracker.update(state)
+        # The lifecycle only moves forward, so a status seen before, or a known status older
+        # than the latest known one, comes from a replayed history. An unknown status (from a
+        # newer server) has no place in the order: it is delivered once, and does not reset
+        # the order, so a replay that follows it is still recognised.
+        if self.done:
+            return False
+        name = str(state.status)
+        rank = status_rank(state.status)
+        if name in self._delivered or (rank >= 0 and rank < self._max_rank):
+            return False
+        self._delivered.add(name)
+        self._max_rank = max(self._max_rank, rank)
+        self._last_state = state
+        return True
 
     def feed(self, data: bytes) -> list[BackendState]:
         """Parse the next bytes of the stream.
@@ -302,6 +316,6 @@ class StatusDecoder:
                 raise InvalidResponse(
                     f"invalid status stream event{where}", exc.errors or [str(exc)]
                 ) from None
-            if self._tracker.update(state):
+            if self.offer(state):
                 states.append(state)
         return states
