@@ -784,3 +784,53 @@ def test_dev() -> None:
     assert "http://localhost:8080" in repr(Jamsocket.dev())
     assert "http://127.0.0.1:5" in repr(Jamsocket.dev(api_url="http://127.0.0.1:5"))
     assert "http://127.0.0.1:5" in repr(Jamsocket.dev_server("http://127.0.0.1:5"))
+
+
+# -- against the dev server ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def dev_server() -> AsyncIterator[Any]:
+    from jamsocket_rt.dev import DevServer
+
+    async with DevServer(terminate_grace=0.5, quiet=True) as server:
+        yield server
+
+
+async def test_dev_server_full_lifecycle(dev_server: Any) -> None:
+    port = int(dev_server.api_url.rsplit(":", 1)[1])
+    env = {"JAMSOCKET_DEV": "true", "JAMSOCKET_DEV_PORT": str(port)}
+    async with Jamsocket.from_env(env, backoff=FAST) as client:
+        response = await client.connect(key="room")
+        assert response.spawned
+        stream = client.status_stream(response)
+        seen = []
+        async for state in stream:
+            seen.append(state)
+            if state.is_ready:
+                break
+        assert names(seen) == ["scheduled", "loading", "starting", "waiting", "ready"]
+
+        again = await client.connect({"key": "room"})
+        assert again.backend_id == response.backend_id
+        assert not again.spawned
+        assert (await client.status(response.backend_id)).is_ready
+
+        await client.terminate(response.backend_id)
+        rest = await collect(stream, limit=10)
+        assert names(rest) == ["terminating", "terminated"]
+        assert rest[-1].termination_kind is TerminationKind.SOFT
+        # The stream replays everything; with what we know, nothing is new.
+        replay = client.status_stream(response.backend_id, last_state=rest[-1])
+        assert await collect(replay) == []
+
+
+async def test_dev_server_errors(dev_server: Any) -> None:
+    async with Jamsocket.dev_server(dev_server.api_url) as client:
+        with pytest.raises(ApiError) as info:
+            await client.terminate("no-such-backend", hard=True)
+        assert (info.value.http_status, info.value.code) == (404, "BackendNotFound")
+        assert info.value.request_id
+        with pytest.raises(ApiError) as info:
+            await client.connect(spawn={"lifetime_limit_seconds": -1})
+        assert info.value.http_status == 400
