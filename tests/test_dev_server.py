@@ -447,28 +447,27 @@ def test_cli_dev_serves_until_interrupted(tmp_path: Any) -> None:
     script = tmp_path / "backend.py"
     script.write_text(BACKEND)
     command = f"{sys.executable} {script}"
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "jamsocket_rt.cli", "dev", "--port", "0", "--backend", command],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(3)]
-        api_url = banner[1].split()[-1]
-        assert banner[0].startswith("jamsocket-rt dev server")
-        assert api_url.startswith("http")
-        request = urllib.request.Request(f"{api_url}/v2/service/-/-/connect", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as answer_body:
-            answer = json.load(answer_body)
-        assert answer["spawned"] is True
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(10) == 0
-        assert "stopping" in process.stdout.read()
-    finally:
-        process.kill()
+    ) as process:
+        try:
+            assert process.stdout is not None
+            banner = [process.stdout.readline() for _ in range(3)]
+            api_url = banner[1].split()[-1]
+            assert banner[0].startswith("jamsocket-rt dev server")
+            request = urllib.request.Request(f"{api_url}/v2/service/-/-/connect", method="POST")
+            with urllib.request.urlopen(request, timeout=10) as answer_body:
+                answer = json.load(answer_body)
+            assert answer["spawned"] is True
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(10) == 0
+            assert "stopping" in process.stdout.read()
+        finally:
+            process.kill()
 
 
 def test_cli_usage() -> None:
