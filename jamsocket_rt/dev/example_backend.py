@@ -59,12 +59,16 @@ Malformed arguments never crash the server: a missing or wrong-typed number coun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 from typing import Any
 
+import engineio.exceptions
+import engineio.packet
+import engineio.payload
 import socketio
 from aiohttp import web
 
@@ -72,6 +76,7 @@ from aiohttp import web
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 _HEADER_PREFIX = "HTTP_X_VERIFIED_"  # how the x-verified-* headers appear in the WSGI environ
+_CLOSE_TIMEOUT = 1.0  # seconds to close connections on shutdown; vanished pollers never answer
 
 
 def _number(value: Any, default: float = 0) -> float:
@@ -94,6 +99,12 @@ class ExampleBackend:
         # Per connection: the x-verified-* headers and the auth payload, for ``whoami``.
         self._headers: dict[str, dict[str, str]] = {}
         self._auth: dict[str, Any] = {}
+        self._eio_sids: dict[str, str] = {}
+        # python-engineio rejects a polling request that batches more than 16 packets, which
+        # socket.io-client sends under load, and Node accepts; the byte limit is the real guard.
+        # (A class attribute: this raises it for the whole process, clients included.)
+        payload_class = engineio.payload.Payload
+        payload_class.max_decode_packets = max(payload_class.max_decode_packets, MAX_MESSAGE_BYTES)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             # Logging every packet costs more than the work itself, and engineio would log
@@ -128,9 +139,11 @@ class ExampleBackend:
 
     async def close(self) -> None:
         """Closes every connection and stops the Socket.IO background task."""
-        # engineio's disconnect() of all clients fails on an empty set of clients.
+        # engineio's disconnect() of all clients fails on an empty set of clients, and it waits
+        # for each polling client to fetch its close packet, which a vanished one never does.
         if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.sio.eio.disconnect(), _CLOSE_TIMEOUT)
         await self.sio.shutdown()
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -144,6 +157,7 @@ class ExampleBackend:
         }
         self._headers[sid] = headers
         self._auth[sid] = auth
+        self._eio_sids[sid] = self.sio.manager.eio_sid_from_sid(sid, "/")
         user_data: Any = None
         raw = headers.get("x-verified-user-data")
         if raw is not None:
@@ -162,6 +176,14 @@ class ExampleBackend:
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._headers.pop(sid, None)
         self._auth.pop(sid, None)
+        eio_sid = self._eio_sids.pop(sid, None)
+        # When a polling client closes, python-engineio leaves its pending GET hanging until
+        # the poll times out (the python client's disconnect() then takes 30 s); Node answers
+        # it at once. A NOOP answers it; clients ignore NOOPs on any transport.
+        with contextlib.suppress(KeyError, engineio.exceptions.EngineIOError):
+            if eio_sid is not None and self.sio.eio.transport(eio_sid) == "polling":
+                noop = engineio.packet.Packet(engineio.packet.NOOP)
+                await self.sio.eio.send_packet(eio_sid, noop)
 
     async def _on_echo(self, sid: str, *args: Any) -> tuple[Any, ...]:
         # A tuple is acknowledged as that many arguments, even none or one.
