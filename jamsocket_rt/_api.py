@@ -135,13 +135,21 @@ def _translate(exc: BaseException, request: HttpRequest, seconds: float | None) 
 
 
 async def _read_body(response: aiohttp.ClientResponse) -> bytes:
-    if response.content_length is not None and response.content_length > MAX_BODY_SIZE:
+    """The body, at most MAX_BODY_SIZE bytes: a larger answer is refused, a larger error page cut.
+
+    An error's body only serves to find the API's message, so a huge one (an HTML page from a
+    proxy) still gives an ApiError from its status line.
+    """
+    success = 200 <= response.status < 300
+    if success and (response.content_length or 0) > MAX_BODY_SIZE:
         raise InvalidResponse(f"response body too large ({response.content_length} bytes)")
     body = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
         body += chunk
         if len(body) > MAX_BODY_SIZE:
-            raise InvalidResponse(f"response body larger than {MAX_BODY_SIZE} bytes")
+            if success:
+                raise InvalidResponse(f"response body larger than {MAX_BODY_SIZE} bytes")
+            return bytes(body[:MAX_BODY_SIZE])
     return bytes(body)
 
 
@@ -277,6 +285,8 @@ class StatusStream:
     ``max_retries`` consecutive attempts that delivered nothing new, the last error is raised.
 
     Use it with ``async for``; ``aclose()`` it (or use ``async with``) if you stop early.
+    Cancelling a pending step (for example with ``asyncio.wait_for``) ends the stream, as it
+    ends any async generator: keep one task reading it and hand states over instead.
 
     Raises (from iteration):
         ApiError: the server refused the stream (4xx other than 408 and 429 are not retried).

@@ -267,6 +267,12 @@ def test_api_error_from_a_plane_body() -> None:
     assert error.message.startswith("Lock is held")
 
 
+def test_api_error_from_a_plain_error_string() -> None:
+    error = api_error(HttpResponse(403, b'{"error": "forbidden here"}', "application/json"))
+    assert error.message == "forbidden here"
+    assert error.code is None
+
+
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
@@ -834,3 +840,38 @@ async def test_dev_server_errors(dev_server: Any) -> None:
         with pytest.raises(ApiError) as info:
             await client.connect(spawn={"lifetime_limit_seconds": -1})
         assert info.value.http_status == 400
+
+
+async def test_oversized_bodies(jam: JamsocketStub) -> None:
+    async def huge(request: web.Request) -> web.Response:
+        status = 200 if request.method == "GET" else 502
+        return web.Response(status=status, body=b"x" * (1024 * 1024 + 10))
+
+    jam.route("GET", "/v2/backend/{b}/status", huge)
+    jam.route("POST", "/v2/service/{a}/{s}/connect", huge)
+    async with jamsocket(jam) as client:
+        with pytest.raises(InvalidResponse, match="too large"):
+            await client.status("b1")
+        with pytest.raises(ApiError, match="502"):
+            await client.connect()
+
+
+async def test_logs_and_errors_never_show_the_token(
+    jam: JamsocketStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    jam.drop_after, jam.abort_connection = 1, True
+    backend = jam.new_backend()
+    await jam.run_to(backend.id, "terminated")
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=403, text=request.headers.get("Authorization", ""))
+
+    jam.route("POST", "/v2/service/{a}/{s}/connect", refuse)
+    async with jamsocket(jam) as client:
+        await collect(client.status_stream(backend.id))
+        with pytest.raises(ApiError) as info:
+            await client.connect()
+    assert "resuming" in caplog.text
+    assert TOKEN not in caplog.text
+    assert TOKEN not in str(info.value)

@@ -169,6 +169,8 @@ def api_error(response: HttpResponse) -> ApiError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         data = data["error"]
+    elif isinstance(data, dict) and isinstance(data.get("error"), str):
+        data = {"message": data["error"]}
     message = code = request_id = None
     if isinstance(data, dict):
         message = _short(data.get("message"))
