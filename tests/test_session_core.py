@@ -89,7 +89,8 @@ def test_status_tracker_keeps_unknown_statuses_without_meaning() -> None:
     assert tracker.update(state("waiting"))
     assert tracker.update(state("hibernating"))
     assert not tracker.update(state("hibernating"))
-    assert not tracker.ready and tracker.terminal is None
+    assert not tracker.ready
+    assert tracker.terminal is None
     assert tracker.update(state("ready"))
     assert tracker.ready
 

@@ -1,0 +1,1 @@
+"""The asyncio front end: Session and the shared status watchers."""

@@ -1,0 +1,172 @@
+"""One status watcher per backend per event loop, shared by every Session on that backend.
+
+A load test may open a thousand sessions on one backend; they must not open a thousand status
+streams. :func:`subscribe` hands out subscriptions to a shared :class:`StatusWatcher`, which
+reads ``status_url`` once, follows its stream (and ``ready_url`` where there is one) and replays
+everything it has seen to each new subscriber, so every Session tells the same story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as ssl_module
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import aiohttp
+
+from .._api import fetch_status, follow_status_stream
+from .._errors import JamsocketError
+from .._models import BackendState, BackendStatus, ConnectResponse
+
+logger = logging.getLogger("jamsocket_rt.status")
+
+StateCallback = Callable[[BackendState], None]
+
+#: How often ready_url is polled while the backend is not ready yet.
+READY_POLL_INTERVAL = 0.25
+
+
+class Subscription:
+    """A Session's handle on a shared watcher; ``close()`` it when done (idempotent)."""
+
+    def __init__(self, watcher: StatusWatcher, callback: StateCallback) -> None:
+        self._watcher: StatusWatcher | None = watcher
+        self.callback = callback
+
+    def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.unsubscribe(self)
+
+
+class StatusWatcher:
+    """Follows one backend's status for all its subscribers until ``terminated``."""
+
+    def __init__(
+        self,
+        response: ConnectResponse,
+        *,
+        ssl: ssl_module.SSLContext | bool | None,
+        on_empty: Callable[[StatusWatcher], None],
+    ) -> None:
+        self.status_url = response.status_url
+        self._ready_url = response.ready_url
+        self._ssl = ssl
+        self._on_empty = on_empty
+        self.history: list[BackendState] = []
+        self._subscribers: list[Subscription] = []
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def subscribe(self, callback: StateCallback) -> Subscription:
+        subscription = Subscription(self, callback)
+        self._subscribers.append(subscription)
+        for state in list(self.history):
+            callback(state)
+        if not self._tasks:
+            self._start()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(subscription)
+        if not self._subscribers:
+            self._on_empty(self)
+            asyncio.get_running_loop().create_task(self.aclose())
+
+    def _start(self) -> None:
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_ssl_arg(self._ssl)))
+        self._tasks.append(asyncio.create_task(self._follow(), name="jamsocket_rt status"))
+        if self._ready_url:
+            self._tasks.append(asyncio.create_task(self._poll_ready(), name="jamsocket_rt ready"))
+
+    def _publish(self, state: BackendState) -> None:
+        if self.history and self.history[-1] == state:
+            return
+        self.history.append(state)
+        for subscription in list(self._subscribers):
+            try:
+                subscription.callback(state)
+            except Exception:  # a subscriber's bug must not stop the others' statuses
+                logger.exception("status callback failed")
+        if state.is_terminated:
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+    async def _follow(self) -> None:
+        assert self._http is not None
+        # The first GET gives the current status at once; the stream replays the history.
+        try:
+            self._publish(await fetch_status(self._http, self.status_url, retries=1))
+        except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            logger.debug("first status read failed (%s); following the stream", type(exc).__name__)
+        if self.history and self.history[-1].is_terminated:
+            return
+        last = self.history[-1] if self.history else None
+        # While a session lives, never give up on the stream: it is how termination is heard.
+        stream = follow_status_stream(
+            self._http, self.status_url, last_state=last, max_retries=None
+        )
+        async with stream:
+            async for state in stream:
+                self._publish(state)
+                if state.is_terminated:
+                    return
+
+    async def _poll_ready(self) -> None:
+        assert self._http is not None
+        timeout = aiohttp.ClientTimeout(total=5)
+        while not any(s.is_ready or s.is_terminated for s in self.history):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                async with self._http.get(self._ready_url, timeout=timeout) as answer:
+                    if answer.status == 200:
+                        self._publish(
+                            BackendState(
+                                status=BackendStatus.READY, time=datetime.now(timezone.utc)
+                            )
+                        )
+                        return
+            await asyncio.sleep(READY_POLL_INTERVAL)
+
+    async def aclose(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+def _ssl_arg(value: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContext | bool:
+    return True if value is None else value
+
+
+_watchers: dict[tuple[int, str], StatusWatcher] = {}
+
+
+def subscribe(
+    response: ConnectResponse,
+    callback: StateCallback,
+    *,
+    ssl: ssl_module.SSLContext | bool | None = None,
+) -> Subscription:
+    """Subscribe ``callback`` to the status of ``response``'s backend, replaying what is known.
+
+    Must be called on the event loop that will run the watcher.
+    """
+    loop_id = id(asyncio.get_running_loop())
+    key = (loop_id, response.status_url)
+    watcher = _watchers.get(key)
+    if watcher is None:
+        watcher = StatusWatcher(
+            response, ssl=ssl, on_empty=lambda w: _watchers.pop((loop_id, w.status_url), None)
+        )
+        _watchers[key] = watcher
+    return watcher.subscribe(callback)

@@ -1,0 +1,1 @@
+"""The blocking front end: SyncSession on a shared background event loop."""

@@ -1,0 +1,252 @@
+"""The blocking SyncSession, for scripts, worker threads and notebooks.
+
+It drives an asyncio :class:`~jamsocket_rt.Session` on a background event loop thread shared by
+every SyncSession of the process (started with the first, stopped with the last), so it works
+in a plain script, in any thread, and inside a running event loop such as a Jupyter kernel.
+
+Handlers and callbacks (``on``, ``on_status``...) run on that background thread, one at a time;
+keep them short, or hand work to your own thread. Blocking SyncSession methods must not be
+called from a handler (it would wait for itself): they raise RuntimeError there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from .._models import BackendState, ConnectResponse
+from ..asyncio.session import EventStream, ResponseLike, Session, _Default
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """One event loop on a daemon thread, reference-counted by the SyncSessions using it."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _users = 0
+
+    @classmethod
+    def acquire(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(started.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=run, name="jamsocket_rt loop", daemon=True)
+                thread.start()
+                started.wait()
+                cls._loop, cls._thread = loop, thread
+            cls._users += 1
+            return cls._loop
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users > 0 or cls._loop is None:
+                return
+            loop, thread = cls._loop, cls._thread
+            cls._loop = cls._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        loop.close()
+
+    @classmethod
+    def is_current(cls) -> bool:
+        return cls._thread is threading.current_thread()
+
+
+class SyncSession:
+    """The blocking twin of :class:`~jamsocket_rt.Session`: same arguments, same methods.
+
+    ::
+
+        with SyncSession(response) as s:
+            s.on("pong", print)
+            s.send("ping", 1)
+            print(s.call("echo", "hello", timeout=5))
+
+    Raises:
+        The same errors as the async Session, raised in the calling thread.
+    """
+
+    def __init__(self, response: ResponseLike | None = None, **options: Any) -> None:
+        self._session = Session(response, **options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _run(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        if _LoopThread.is_current():
+            raise RuntimeError(
+                "a blocking SyncSession method was called from a handler on the session's own "
+                "loop thread; it would wait for itself (use the async Session there)"
+            )
+        if self._loop is None:
+            raise RuntimeError("the SyncSession is not connected (call connect() first)")
+
+        async def run() -> T:
+            return await make()
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError("the operation did not finish in time") from None
+        except BaseException:
+            # KeyboardInterrupt in a notebook cell: do not leave the operation running.
+            future.cancel()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> SyncSession:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Wait until the backend is ready and open the connection (see Session.connect)."""
+        if self._loop is not None:
+            raise RuntimeError("connect() was already called on this SyncSession")
+        self._loop = _LoopThread.acquire()
+        try:
+            self._run(self._session.connect)
+        except BaseException:
+            self._release()
+            raise
+
+    def close(self) -> None:
+        """Disconnect and stop everything; leaves no thread, task or connection behind."""
+        if self._loop is None:
+            return
+        try:
+            self._run(self._session.close)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._loop is not None:
+            self._loop = None
+            _LoopThread.release()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def session(self) -> Session:
+        """The underlying asyncio Session (use it only on its loop thread)."""
+        return self._session
+
+    @property
+    def response(self) -> ConnectResponse | None:
+        return self._session.response
+
+    @property
+    def backend_id(self) -> str | None:
+        return self._session.backend_id
+
+    @property
+    def status(self) -> BackendState | None:
+        return self._session.status
+
+    @property
+    def ready(self) -> bool:
+        return self._session.ready
+
+    @property
+    def terminated(self) -> BackendState | None:
+        return self._session.terminated
+
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    def __repr__(self) -> str:
+        return "<Sync" + repr(self._session)[1:]
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, event: str, *args: Any) -> None:
+        """See :meth:`Session.send`."""
+        self._run(lambda: self._session.send(event, *args))
+
+    def call(
+        self,
+        event: str,
+        *args: Any,
+        timeout: float | _Default | None = _Default.DEFAULT,
+        retry: bool = False,
+    ) -> Any:
+        """See :meth:`Session.call`."""
+        return self._run(lambda: self._session.call(event, *args, timeout=timeout, retry=retry))
+
+    def wait_for(self, event: str, timeout: float | None = None) -> Any:
+        """See :meth:`Session.wait_for`."""
+        return self._run(lambda: self._session.wait_for(event, timeout=timeout))
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """See :meth:`Session.wait_ready`."""
+        self._run(lambda: self._session.wait_ready(timeout))
+
+    def stream(
+        self, event: str, *, maxsize: int | None = None, overflow: str = "error"
+    ) -> Iterator[Any]:
+        """Every occurrence of ``event`` from now on, blocking between them (see Session.stream).
+
+        Registration happens at once, so nothing sent after this call is missed.
+        """
+        events = self._session.stream(event, maxsize=maxsize, overflow=overflow)
+        return self._iterate(events)
+
+    def _iterate(self, events: EventStream) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    yield self._run(events.__anext__)
+                except StopAsyncIteration:
+                    return
+        finally:
+            if self._loop is not None:
+                asyncio.run_coroutine_threadsafe(events.aclose(), self._loop)
+
+    # ------------------------------------------------------------------ listeners
+
+    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+        """See :meth:`Session.on`; handlers run on the background loop thread."""
+        return self._session.on(event, handler)
+
+    def off(self, event: str, handler: Callable[..., Any]) -> bool:
+        return self._session.off(event, handler)
+
+    def on_ready(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        return self._session.on_ready(callback)
+
+    def on_status(self, callback: Callable[[BackendState], Any]) -> Callable[[], None]:
+        return self._session.on_status(callback)
+
+    def on_terminated(self, callback: Callable[[BackendState], Any]) -> Callable[[], None]:
+        return self._session.on_terminated(callback)
+
+    def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
+        return self._session.on_disconnect(callback)
+
+    def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        return self._session.on_reconnect(callback)
+
+    def on_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
+        return self._session.on_error(callback)
