@@ -475,3 +475,18 @@ def test_cli_usage() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["dev", "--help"])
     assert exit_info.value.code == 0
+
+
+async def test_constructor_and_lifecycle_errors() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        DevServer(host="0.0.0.0")
+    with pytest.raises(ValueError, match="empty"):
+        DevServer([])
+    dev = DevServer(COMMAND, quiet=True)
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = dev.api_url
+    async with dev:
+        with pytest.raises(RuntimeError, match="once"):
+            await dev.start()
+    with pytest.raises(RuntimeError, match="once"):
+        await dev.start()

@@ -31,7 +31,6 @@ _log = logging.getLogger("jamsocket_rt.dev")
 #: The command of the bundled example backend, the default of :class:`DevServer`.
 EXAMPLE_BACKEND: tuple[str, ...] = (sys.executable, "-m", "jamsocket_rt.dev.example_backend")
 
-_REGISTRY_KEY = web.AppKey("registry", BackendRegistry)
 _LOOPBACK_NAMES = ("localhost",)
 # A connect body is small; anything near this is a mistake (or an attack).
 _MAX_BODY_BYTES = 1024 * 1024
@@ -80,18 +79,13 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     if request.method == "POST" and origin and not _is_loopback(urlsplit(origin).hostname or ""):
         return _error(403, "Forbidden", "cross-origin requests may only read statuses")
-    response = await handler(request)
+    return await handler(request)
+
+
+async def _allow_reads(request: web.Request, response: web.StreamResponse) -> None:
     if request.method == "GET":
-        # Browser clients read status_url and its stream (a simple CORS request).
+        # Browser clients read status_url and its stream (simple CORS requests).
         response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
-def _backend(request: web.Request) -> Backend | web.Response:
-    backend = request.app[_REGISTRY_KEY].get(request.match_info["backend_id"])
-    if backend is None:
-        return _error(404, "BackendNotFound", "no backend with this id")
-    return backend
 
 
 class _Api:
@@ -100,6 +94,13 @@ class _Api:
     def __init__(self, registry: BackendRegistry, base_url: Callable[[], tuple[str, str]]) -> None:
         self._registry = registry
         self._base_url = base_url  # (api_url, proxy_url), known once listening
+
+    def _backend(self, request: web.Request) -> Backend | web.Response:
+        """The backend named in the path, or the 404 answer."""
+        backend = self._registry.get(request.match_info["backend_id"])
+        if backend is None:
+            return _error(404, "BackendNotFound", "no backend with this id")
+        return backend
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -149,20 +150,19 @@ class _Api:
         return web.json_response(response.to_dict())
 
     async def status(self, request: web.Request) -> web.Response:
-        backend = _backend(request)
+        backend = self._backend(request)
         if isinstance(backend, web.Response):
             return backend
         return web.json_response(backend.state.to_dict())
 
     async def status_stream(self, request: web.Request) -> web.StreamResponse:
-        backend = _backend(request)
+        backend = self._backend(request)
         if isinstance(backend, web.Response):
             return backend
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
-                "Access-Control-Allow-Origin": "*",
             }
         )
         await response.prepare(request)
@@ -173,7 +173,7 @@ class _Api:
         return response
 
     async def terminate(self, request: web.Request) -> web.Response:
-        backend = _backend(request)
+        backend = self._backend(request)
         if isinstance(backend, web.Response):
             return backend
         try:
@@ -266,6 +266,7 @@ class DevServer:
         self._runner: web.AppRunner | None = None
         self._api_url: str | None = None
         self._proxy_url: str | None = None
+        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -273,13 +274,13 @@ class DevServer:
         """Starts the API and the proxy.
 
         Raises:
-            RuntimeError: already started.
+            RuntimeError: already started (or started and closed).
             OSError: a port cannot be bound.
         """
-        if self._runner is not None:
-            raise RuntimeError("the dev server is already started")
+        if self._runner is not None or self._closed:
+            raise RuntimeError("a dev server can be started once")
         app = web.Application(middlewares=[_guard], client_max_size=_MAX_BODY_BYTES)
-        app[_REGISTRY_KEY] = self._registry
+        app.on_response_prepare.append(_allow_reads)
         app.add_routes(_Api(self._registry, self._urls).routes())
         # handler_cancellation: a status stream whose client left stops waiting for news.
         runner = web.AppRunner(
@@ -309,6 +310,7 @@ class DevServer:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        self._closed = True
         try:
             await self._registry.close()
         finally:
