@@ -1,11 +1,32 @@
-"""jamsocket_rt: the Python real-time client for Jamsocket / Plane session backends."""
+"""jamsocket_rt: the Python real-time client for Jamsocket / Plane session backends.
 
+::
+
+    import jamsocket_rt as jrt
+
+    async with jrt.Jamsocket.from_env() as api:
+        response = await api.connect(key="room")
+    async with jrt.Session(response) as s:
+        print(await s.call("echo", "hello"))
+
+The public names are all here; modules starting with ``_`` are private.
+"""
+
+from ._api import Jamsocket, Plane, StatusStream, fetch_status, follow_status_stream
 from ._errors import (
+    ApiConnectionError,
     ApiError,
+    ApiTimeout,
     BackendTerminated,
+    ConfigurationError,
+    ConnectionLost,
+    EventStreamTooLarge,
     InvalidResponse,
     JamsocketError,
     ReadyTimeout,
+    SendQueueFull,
+    SessionClosed,
+    StreamOverflow,
     TokenExpired,
 )
 from ._models import (
@@ -19,24 +40,42 @@ from ._models import (
     TerminationKind,
     TerminationReason,
 )
+from .asyncio.session import EventStream, Session
+from .sync.session import SyncSession
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiConnectionError",
     "ApiError",
+    "ApiTimeout",
     "BackendState",
     "BackendStatus",
     "BackendTerminated",
+    "ConfigurationError",
     "ConnectRequest",
     "ConnectResponse",
+    "ConnectionLost",
+    "EventStream",
+    "EventStreamTooLarge",
     "ExecutableOptions",
     "InvalidResponse",
+    "Jamsocket",
     "JamsocketError",
+    "Plane",
     "ReadyTimeout",
     "ResourceLimits",
+    "SendQueueFull",
+    "Session",
+    "SessionClosed",
     "SpawnOptions",
+    "StatusStream",
+    "StreamOverflow",
+    "SyncSession",
     "TerminationKind",
     "TerminationReason",
     "TokenExpired",
     "__version__",
+    "fetch_status",
+    "follow_status_stream",
 ]

@@ -28,13 +28,19 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
-from ._errors import ApiError, InvalidResponse, JamsocketError
+from ._errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeout,
+    ConfigurationError,
+    InvalidResponse,
+    JamsocketError,
+)
 from ._models import BackendState, ConnectRequest, ConnectResponse
 from .protocol.api import (
     DEFAULT_API_URL,
     MAX_BODY_SIZE,
     PLANE_KEEPALIVE_READ_TIMEOUT,
-    ConfigurationError,
     HttpRequest,
     HttpResponse,
     JamsocketApi,
@@ -78,32 +84,6 @@ ReadTimeout = float | None | Literal["auto"]
 
 _C = TypeVar("_C", bound="_PlatformClient")
 _J = TypeVar("_J", bound="Jamsocket")
-
-
-class ApiConnectionError(JamsocketError, ConnectionError):
-    """The host could not be reached, or the connection broke before a complete answer.
-
-    Attributes:
-        url: the origin (``scheme://host:port``) that failed.
-    """
-
-    def __init__(self, message: str, url: str) -> None:
-        self.url = url
-        super().__init__(message)
-
-
-class ApiTimeout(JamsocketError, TimeoutError):
-    """No complete answer within the timeout (or no data within a stream's read timeout).
-
-    Attributes:
-        url: the origin (``scheme://host:port``) that did not answer.
-        timeout: the timeout that expired, in seconds (None if unknown).
-    """
-
-    def __init__(self, message: str, url: str, timeout: float | None) -> None:
-        self.url = url
-        self.timeout = timeout
-        super().__init__(message)
 
 
 def _client_timeout(timeout: Timeout) -> aiohttp.ClientTimeout:

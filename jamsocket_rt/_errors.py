@@ -7,7 +7,16 @@
     ├── ApiError                            the platform API answered with an error status
     ├── BackendTerminated                   the session backend has ended
     ├── ReadyTimeout (also TimeoutError)    the backend did not become ready in time
-    └── TokenExpired                        the proxy no longer knows the token (HTTP 410)
+    ├── TokenExpired                        the proxy no longer knows the token (HTTP 410)
+    ├── ConfigurationError (also ValueError) a client or option was set up wrongly
+    ├── ApiConnectionError (ConnectionError) the API or status host could not be reached
+    ├── ApiTimeout (also TimeoutError)      the API did not answer in time
+    ├── ConnectionLost (ConnectionError)    the connection dropped under a waiting call
+    ├── SessionClosed                       the session was closed while waiting
+    ├── StreamOverflow                      a stream() consumer fell too far behind
+    └── SendQueueFull                       too many sends are waiting for a connection
+
+InvalidResponse has one subclass, EventStreamTooLarge (a status stream line over its limit).
 
 Messages never contain a token, a secret token or a bearer token.
 """
@@ -114,6 +123,68 @@ class TokenExpired(JamsocketError):
     Call connect again (with the same key) for a new token; a Session given a ``connect``
     callable does that by itself.
     """
+
+
+class ApiConnectionError(JamsocketError, ConnectionError):
+    """The host could not be reached, or the connection broke before a complete answer.
+
+    Attributes:
+        url: the origin (``scheme://host:port``) that failed.
+    """
+
+    def __init__(self, message: str, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class ApiTimeout(JamsocketError, TimeoutError):
+    """No complete answer within the timeout (or no data within a stream's read timeout).
+
+    Attributes:
+        url: the origin (``scheme://host:port``) that did not answer.
+        timeout: the timeout that expired, in seconds (None if unknown).
+    """
+
+    def __init__(self, message: str, url: str, timeout: float | None) -> None:
+        self.url = url
+        self.timeout = timeout
+        super().__init__(message)
+
+
+class ConfigurationError(JamsocketError, ValueError):
+    """A client was configured wrongly: a missing or malformed setting (named in the message)."""
+
+
+class EventStreamTooLarge(InvalidResponse):
+    """A line or an event of a server-sent event stream is over the configured limit.
+
+    Attributes:
+        limit: the limit that was exceeded, in bytes.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
+class ConnectionLost(JamsocketError, ConnectionError):
+    """The connection dropped while a call was waiting for its acknowledgement.
+
+    The call may or may not have reached the backend. Pass ``retry=True`` to ``call`` to have
+    it sent again after the reconnect instead (at-least-once).
+    """
+
+
+class SessionClosed(JamsocketError):
+    """The session was closed (by ``close()``) while this operation was waiting."""
+
+
+class StreamOverflow(JamsocketError):
+    """A ``stream()`` consumer fell more than ``maxsize`` events behind (policy "error")."""
+
+
+class SendQueueFull(JamsocketError):
+    """The bounded queue of sends waiting for a connection is full; nothing was queued."""
 
 
 def _value(member: object) -> str:

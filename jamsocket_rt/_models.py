@@ -178,14 +178,6 @@ class ConnectResponse(Model):
     ready_url: str = field(default="", validator=_validate_optional_url)
     secret_token: str | None = field(default=None, repr=False)
 
-    @property
-    def stream_url(self) -> str:
-        """The status stream: ``status_url + "/stream"`` (Jamsocket) or Plane's status-stream."""
-        base = self.status_url.rstrip("/")
-        if base.endswith("/status") and "/pub/b/" in base:
-            return base + "-stream"
-        return base + "/stream"
-
 
 @frozen
 class ResourceLimits(Model):

@@ -91,6 +91,7 @@ def test_status_tracker_keeps_unknown_statuses_without_meaning() -> None:
     assert not tracker.update(state("hibernating"))
     assert not tracker.ready
     assert tracker.terminal is None
+    assert not tracker.update(state("scheduled")), "a replay after an unknown status is stale"
     assert tracker.update(state("ready"))
     assert tracker.ready
 

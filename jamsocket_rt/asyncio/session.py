@@ -19,7 +19,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
-from .._errors import BackendTerminated, JamsocketError, ReadyTimeout, TokenExpired
+from .._errors import (
+    BackendTerminated,
+    ConnectionLost,
+    JamsocketError,
+    ReadyTimeout,
+    SessionClosed,
+    StreamOverflow,
+    TokenExpired,
+)
 from .._models import BackendState, ConnectResponse, redact_url
 from ..protocol.session import (
     Backoff,
@@ -41,22 +49,6 @@ ConnectCallable = Callable[[], Awaitable[ConnectResponse]]
 TransportFactory = Callable[[ConnectTarget], Transport]
 
 _TRANSPORTS = ("websocket", "polling")
-
-
-class ConnectionLost(JamsocketError, ConnectionError):
-    """The connection dropped while a call was waiting for its acknowledgement.
-
-    The call may or may not have reached the backend. Pass ``retry=True`` to ``call`` to have
-    it sent again after the reconnect instead (at-least-once).
-    """
-
-
-class SessionClosed(JamsocketError):
-    """The session was closed (by ``close()``) while this operation was waiting."""
-
-
-class StreamOverflow(JamsocketError):
-    """A ``stream()`` consumer fell more than ``maxsize`` events behind (policy "error")."""
 
 
 class _Default(enum.Enum):
@@ -758,7 +750,11 @@ class Session:
         if not callable(handler):
             raise TypeError("handler: expected a callable")
         self._handlers.add(event, _Handler(handler))
-        return lambda: self.off(event, handler)
+
+        def remove() -> None:
+            self.off(event, handler)
+
+        return remove
 
     def off(self, event: str, handler: Callable[..., Any]) -> bool:
         """Remove a handler; True if it was registered."""
@@ -845,7 +841,11 @@ class Session:
         self._hooks.add(name, handler)
         if replay is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._dispatch, (handler,), replay, None)
-        return lambda: bool(self._hooks.remove(name, handler))
+
+        def remove() -> None:
+            self._hooks.remove(name, handler)
+
+        return remove
 
     def _fire(self, name: str, *args: Any) -> None:
         handlers = self._hooks.get(name)

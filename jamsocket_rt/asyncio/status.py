@@ -165,8 +165,11 @@ def subscribe(
     key = (loop_id, response.status_url)
     watcher = _watchers.get(key)
     if watcher is None:
-        watcher = StatusWatcher(
-            response, ssl=ssl, on_empty=lambda w: _watchers.pop((loop_id, w.status_url), None)
-        )
+
+        def forget(empty: StatusWatcher) -> None:
+            if _watchers.get(key) is empty:
+                del _watchers[key]
+
+        watcher = StatusWatcher(response, ssl=ssl, on_empty=forget)
         _watchers[key] = watcher
     return watcher.subscribe(callback)

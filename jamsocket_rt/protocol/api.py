@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 from attrs import field, frozen
 
 from .. import _converter as conv
-from .._errors import ApiError, JamsocketError
+from .._errors import ApiError, ConfigurationError
 from .._models import BackendState, ConnectRequest, ConnectResponse, Model, SpawnOptions
 
 __all__ = [
@@ -57,10 +57,6 @@ PLANE_KEEPALIVE_READ_TIMEOUT = 45.0
 _CONNECT_FIELDS = frozenset({"key", "spawn", "user", "auth"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_ERROR_TEXT = 500
-
-
-class ConfigurationError(JamsocketError, ValueError):
-    """A client was configured wrongly: a missing or malformed setting (named in the message)."""
 
 
 def _redact_headers(headers: Mapping[str, str]) -> str:

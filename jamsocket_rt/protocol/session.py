@@ -17,14 +17,10 @@ from typing import Any, Generic, TypeVar
 
 from attrs import define, field
 
-from .._errors import JamsocketError
+from .._errors import SendQueueFull
 from .._models import BackendState, BackendStatus, status_rank
 
 T = TypeVar("T")
-
-
-class SendQueueFull(JamsocketError):
-    """The bounded queue of sends waiting for a connection is full; nothing was queued."""
 
 
 def payload_of(args: Sequence[Any]) -> Any:
@@ -162,6 +158,7 @@ class StatusTracker:
     latest: BackendState | None = None
     ready: bool = False
     terminal: BackendState | None = None
+    _last_known: BackendStatus | None = field(default=None, init=False)
     _unknown_seen: set[str] = field(factory=set, init=False)
 
     def update(self, state: BackendState) -> bool:
@@ -174,11 +171,14 @@ class StatusTracker:
             self._unknown_seen.add(state.status)
             self.latest = state
             return True
-        if self.latest is not None and isinstance(self.latest.status, BackendStatus):
-            if status_rank(state.status) < status_rank(self.latest.status):
-                return False
-            if state.status is self.latest.status:
-                return False
+        # Order is judged against the last *known* status, so that an unknown one in between
+        # does not let a replayed history through again.
+        if self._last_known is not None and (
+            state.status is self._last_known
+            or status_rank(state.status) < status_rank(self._last_known)
+        ):
+            return False
+        self._last_known = state.status
         self.latest = state
         if state.is_ready:
             self.ready = True

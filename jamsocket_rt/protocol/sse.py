@@ -20,7 +20,7 @@ import re
 
 from attrs import frozen
 
-from .._errors import InvalidResponse
+from .._errors import EventStreamTooLarge, InvalidResponse
 from .._models import BackendState, status_rank
 
 __all__ = [
@@ -39,18 +39,6 @@ DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
-
-
-class EventStreamTooLarge(InvalidResponse):
-    """A line or an event of a server-sent event stream is over the configured limit.
-
-    Attributes:
-        limit: the limit that was exceeded, in bytes.
-    """
-
-    def __init__(self, message: str, limit: int) -> None:
-        self.limit = limit
-        super().__init__(message)
 
 
 @frozen
