@@ -212,13 +212,14 @@ async def test_key_reuse_new_token_then_respawn(
         assert response.status == 410
 
 
-async def test_hard_terminate(dev: DevServer, http: aiohttp.ClientSession) -> None:
-    response = await connect(http, dev, spawn("stubborn"))
-    await stream(http, response.status_url, until="ready")
-    started = time.monotonic()
-    await terminate(http, dev, response.backend_id, hard=True)
-    states = await stream(http, response.status_url)
-    assert time.monotonic() - started < 0.4  # no grace period: SIGKILL at once
+async def test_hard_terminate(http: aiohttp.ClientSession) -> None:
+    async with DevServer(COMMAND, terminate_grace=30, output=io.StringIO()) as dev:
+        response = await connect(http, dev, spawn("stubborn"))
+        await stream(http, response.status_url, until="ready")
+        started = time.monotonic()
+        await terminate(http, dev, response.backend_id, hard=True)
+        states = await stream(http, response.status_url)
+        assert time.monotonic() - started < 5  # SIGKILL at once, not after the 30 s grace
     assert statuses(states)[-2:] == ["hard-terminating", "terminated"]
     assert states[-1].termination_kind == "hard"
     assert states[-1].termination_reason == "external"
@@ -395,7 +396,7 @@ async def test_endless_output_does_not_stall_the_server(http: aiohttp.ClientSess
                 assert await proxied.text() == "ok"
             slowest = max(slowest, time.monotonic() - started)
             await asyncio.sleep(0.05)
-        assert slowest < 0.5
+        assert slowest < 1.0
     lines = output.getvalue().splitlines()
     prefix = f"[{response.backend_id}] "
     assert all(line.startswith(prefix) for line in lines)
