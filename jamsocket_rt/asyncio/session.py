@@ -312,6 +312,7 @@ class Session:
         self._tracker = StatusTracker()
         self._outbox: Outbox[_Call] = Outbox(maxsize=max_queue)
         self._inflight: dict[int, _Call] = {}
+        self._unanswered: list[_Call] = []  # cut by a connection loss, awaiting the verdict
         self._handlers: Listeners[_Handler] = Listeners()
         self._hooks: Listeners[_Handler] = Listeners()
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}
@@ -567,32 +568,37 @@ class Session:
     def _on_lost(self, error: BaseException | None) -> None:
         self._transport = None
         self._link = None
-        lost = ConnectionLost(
-            "the connection to the backend dropped while waiting for an acknowledgement"
-            + (f" ({type(error).__name__})" if error is not None else "")
-        )
         retried = []
         for call in sorted(self._inflight.values(), key=id):
             if call.retry and not call.future.done():
                 retried.append(Outgoing(call.event, call.args, call))
             else:
-                call.fail(lost)
+                self._unanswered.append(call)
         self._inflight.clear()
         self._outbox.push_front(retried)
         self._fire("disconnect", error)
         if self._closed or self._tracker.terminal is not None:
             return
-        if not self._reconnect:
-            self._fail_all(lost)
-            return
         self._reconnector = self._loop_or_raise().create_task(
-            self._reconnect_loop(), name="jamsocket_rt reconnect"
+            self._recover(error), name="jamsocket_rt reconnect"
         )
 
-    async def _reconnect_loop(self) -> None:
-        # The disconnect reaches us a few milliseconds before the terminated status: give the
-        # status a moment, so that a backend that is gone is not hammered with reconnects.
+    async def _recover(self, error: BaseException | None) -> None:
+        # The disconnect reaches us a few milliseconds before the terminated status: wait for
+        # it a moment, so that calls cut by a backend's end fail with BackendTerminated, and a
+        # backend that is gone is not hammered with reconnects.
         await asyncio.sleep(self._disconnect_grace)
+        lost = ConnectionLost(
+            "the connection to the backend dropped while waiting for an acknowledgement"
+            + (f" ({type(error).__name__})" if error is not None else "")
+        )
+        unanswered, self._unanswered = self._unanswered, []
+        for call in unanswered:
+            call.fail(lost)
+        if not self._reconnect:
+            self._failure = lost
+            self._fail_all(lost)
+            return
         self._backoff.reset()
         while not self._closed and self._tracker.terminal is None:
             try:
@@ -923,9 +929,10 @@ class Session:
     # ------------------------------------------------------------------ helpers
 
     def _fail_all(self, exc: JamsocketError) -> None:
-        for call in list(self._inflight.values()):
+        for call in [*self._inflight.values(), *self._unanswered]:
             call.fail(exc)
         self._inflight.clear()
+        self._unanswered.clear()
         for item in self._outbox.remove_if(lambda item: item.call is not None):
             assert item.call is not None
             item.call.fail(exc)
