@@ -1,0 +1,129 @@
+"""SyncSession: the blocking API in a plain thread, a worker thread and inside a running loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import jamsocket_rt as jrt
+from jamsocket_rt.dev import DevServer
+from jamsocket_rt.sync.session import _LoopThread
+
+
+class DevInThread:
+    """A dev server on its own loop thread, so blocking code can be tested against it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = DevServer(quiet=True)
+        self.run(self.server.start())
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def connect(self, **fields: Any) -> jrt.ConnectResponse:
+        async def go() -> jrt.ConnectResponse:
+            async with jrt.Jamsocket.dev_server(self.server.api_url) as api:
+                return await api.connect(**fields)
+
+        result: jrt.ConnectResponse = self.run(go())
+        return result
+
+    def close(self) -> None:
+        self.run(self.server.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[DevInThread]:
+    server = DevInThread()
+    yield server
+    server.close()
+
+
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "jamsocket_rt loop"]
+
+
+def test_blocking_session_in_a_plain_script(dev: DevInThread) -> None:
+    welcomes: list[Any] = []
+    session = jrt.SyncSession(dev.connect())
+    session.on("welcome", welcomes.append)
+    with session as s:
+        assert s.ready
+        assert s.connected
+        assert s.call("echo", "hi", timeout=5) == "hi"
+        s.send("ping", 7)
+        assert s.wait_for("pong", timeout=5) == 7
+        events = s.stream("tick")
+        assert s.call("emit_many", {"event": "tick", "count": 5, "payload": 0}) == 5
+        assert [next(events)["i"] for _ in range(5)] == list(range(5))
+        events.close()
+        assert welcomes
+        assert "SyncSession" in repr(s)
+    assert loop_threads() == [], "closing the last SyncSession stops its loop thread"
+
+
+def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: DevInThread) -> None:
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    with jrt.SyncSession(dev.connect()) as s:
+        s.on_error(errors.append)
+
+        @s.on("pong")
+        def handler(payload: Any) -> None:
+            seen.append(threading.current_thread().name)
+            s.call("echo", 1)  # blocking on the loop thread would deadlock: it must raise
+
+        s.send("ping", 1)
+        s.call("echo", "sync point")
+        assert seen == ["jamsocket_rt loop"]
+        assert len(errors) == 1
+        assert isinstance(errors[0], RuntimeError)
+        assert "would wait for itself" in str(errors[0])
+
+
+def test_several_sessions_from_worker_threads_share_one_loop(dev: DevInThread) -> None:
+    results: dict[int, Any] = {}
+
+    def worker(n: int) -> None:
+        with jrt.SyncSession(dev.connect(key="shared")) as s:
+            results[n] = s.call("echo", n)
+            assert len(loop_threads()) == 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {n: n for n in range(4)}
+    assert loop_threads() == []
+    assert _LoopThread._users == 0
+
+
+async def test_works_inside_a_running_event_loop(dev: DevInThread) -> None:
+    # As in a Jupyter cell: blocking calls made from code that runs on an event loop.
+    response = dev.connect()
+    with jrt.SyncSession(response) as s:
+        assert s.call("echo", {"inside": "loop"}) == {"inside": "loop"}
+    assert asyncio.get_running_loop().is_running()
+
+
+def test_errors_surface_in_the_calling_thread(dev: DevInThread) -> None:
+    with jrt.SyncSession(dev.connect()) as s:
+        with pytest.raises(TimeoutError):
+            s.call("sleep", 5, timeout=0.2)
+        with pytest.raises(TypeError):
+            s.send("record", object())
+        with pytest.raises(TimeoutError):
+            s.wait_for("never", timeout=0.1)
+    with pytest.raises(RuntimeError, match="not connected"):
+        jrt.SyncSession(dev.connect()).send("ping")
