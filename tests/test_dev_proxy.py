@@ -98,11 +98,13 @@ async def terminate(http: aiohttp.ClientSession, dev: DevServer, backend_id: str
         assert answer.status == 200
 
 
-async def raw_request(dev: DevServer, data: bytes) -> bytes:
+async def raw_request(dev: DevServer, data: bytes, *, half_close: bool = False) -> bytes:
     """Sends raw bytes to the proxy and returns everything it answers until it closes."""
     port = int(dev.proxy_url.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
+    if half_close:
+        writer.write_eof()
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     return answer
@@ -200,6 +202,17 @@ async def test_malformed_and_oversized_heads(echo_dev: DevServer) -> None:
     header = b"x-big: " + b"a" * 70_000 + b"\r\n"
     answer = await raw_request(echo_dev, b"GET /t/ HTTP/1.1\r\n" + header + b"\r\n")
     assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_half_closed_client_still_gets_its_answer(
+    echo_dev: DevServer, http: aiohttp.ClientSession
+) -> None:
+    response = await connect(http, echo_dev)  # not ready yet: the half-close waits too
+    request = f"GET /{response.token}/half HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    answer = await raw_request(echo_dev, request, half_close=True)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"x-plane-backend-id: " + response.backend_id.encode() in answer
+    assert b'"path": "/half"' in answer
 
 
 async def test_socketio_websocket_through_the_proxy(

@@ -156,6 +156,7 @@ class _ClientSide(asyncio.Protocol):
         self._routing: asyncio.Task[None] | None = None
         self._target: ProxyTarget | None = None
         self._closed = False
+        self._eof = False  # the client half-closed before the backend was connected
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -171,6 +172,9 @@ class _ClientSide(asyncio.Protocol):
         if self._routing is not None:
             self._head += data  # arrived before reading was paused: sent after the head
             return
+        assert self._transport is not None
+        if self._transport.is_closing():
+            return  # already answered with an error
         searched = max(0, len(self._head) - len(_END_OF_HEAD) + 1)
         self._head += data
         end = self._head.find(_END_OF_HEAD, searched)
@@ -184,15 +188,18 @@ class _ClientSide(asyncio.Protocol):
             self._reply(400, "Bad Request", str(exc))
             return
         del self._head[: end + len(_END_OF_HEAD)]
-        assert self._transport is not None
         # Nothing more is read until the backend is there to take it.
         self._transport.pause_reading()
         self._routing = asyncio.create_task(self._route(request))
 
     def eof_received(self) -> bool | None:
-        if self._upstream is not None and self._upstream.can_write_eof():
-            # A client may half-close after its request and still wait for the answer.
-            self._upstream.write_eof()
+        # A client may half-close after its request and still wait for the answer.
+        if self._upstream is not None:
+            if self._upstream.can_write_eof():
+                self._upstream.write_eof()
+            return True
+        if self._routing is not None:
+            self._eof = True  # passed on once connected
             return True
         return None
 
@@ -251,6 +258,8 @@ class _ClientSide(asyncio.Protocol):
         upstream.write(request.rewrite(target.request_headers) + bytes(self._head))
         self._head = bytearray()
         self._upstream = upstream
+        if self._eof and upstream.can_write_eof():
+            upstream.write_eof()
         assert self._transport is not None
         self._transport.resume_reading()
 
