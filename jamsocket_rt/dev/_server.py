@@ -299,7 +299,7 @@ class DevServer:
         api_port = runner.addresses[0][1]
         self._api_url = f"http://{host}:{api_port}"
         self._proxy_url = f"http://{host}:{self._proxy.port}"
-        _log.info("dev server: API %s, proxy %s", self._api_url, self._proxy_url)
+        _log.debug("dev server: API %s, proxy %s", self._api_url, self._proxy_url)
 
     async def close(self) -> None:
         """Terminates every backend (leaving no process behind) and stops serving.
