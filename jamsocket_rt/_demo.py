@@ -59,11 +59,15 @@ async def run_demo(out: TextIO = sys.stdout, calls: int = 200) -> dict[str, Any]
             def show(state: BackendState) -> None:
                 say(name, f"status {state.status}")
 
+            def welcome(message: dict[str, Any]) -> None:
+                welcomes[name] = message
+                say(name, f"welcome event (socket {message.get('sid')})")
+
             session.on_status(show)
-            session.on("welcome", lambda w: welcomes.__setitem__(name, w))
+            session.on("welcome", welcome)
             session.on("broadcast", lambda *args: broadcasts[name].append(args))
             await session.connect()
-            say(name, f"connected (socket {welcomes.get(name, {}).get('sid', '?')})")
+            say(name, "connected")
             return session
 
         opened = await asyncio.gather(*(open_session(n, k) for n, k in plan.items()))

@@ -206,5 +206,26 @@ async def _wait_for_stop_signal() -> None:
             loop.remove_signal_handler(signum)
 
 
+# -- demo --------------------------------------------------------------------------------------
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calls", type=int, default=200, help="echo calls per session for the round-trip times"
+    )
+
+
+@subcommand(
+    "demo",
+    help="run the library on the embedded dev server: spawn backends, open sessions, talk",
+    configure=_configure_demo,
+)
+def _run_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    asyncio.run(run_demo(sys.stdout, calls=args.calls))
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -305,3 +305,25 @@ def test_bad_options_fail_at_construction() -> None:
         jrt.Session({**response, "url": "ftp://x/t/"})
     with pytest.raises(TypeError, match="ConnectResponse"):
         jrt.Session()
+
+
+def test_the_readme_demo_runs_end_to_end() -> None:
+    """`./run demo` is the README's first command: keep it working."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "jamsocket_rt", "demo", "--calls", "20"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for name in ("alice", "bob", "carol"):
+        assert f"{name:<8} status ready" in out
+    assert "alice    status scheduled" in out
+    assert "bob      broadcasts received: ['hello room, from alice']" in out
+    assert "carol    broadcasts received: []" in out
+    assert "terminated 2 backends" in out
+    assert out.rstrip().endswith("done")

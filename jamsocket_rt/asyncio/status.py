@@ -20,6 +20,7 @@ import aiohttp
 from .._api import fetch_status, follow_status_stream
 from .._errors import JamsocketError
 from .._models import BackendState, BackendStatus, ConnectResponse
+from ..protocol.session import StatusTracker
 
 logger = logging.getLogger("jamsocket_rt.status")
 
@@ -27,6 +28,9 @@ StateCallback = Callable[[BackendState], None]
 
 #: How often ready_url is polled while the backend is not ready yet.
 READY_POLL_INTERVAL = 0.25
+
+#: How long the stream may stay silent before the first GET's status is published instead.
+STREAM_SILENCE_FALLBACK = 1.0
 
 
 class Subscription:
@@ -57,6 +61,7 @@ class StatusWatcher:
         self._ssl = ssl
         self._on_empty = on_empty
         self.history: list[BackendState] = []
+        self._tracker = StatusTracker()  # the same rule as each Session's: no repeats
         self._subscribers: list[Subscription] = []
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -80,11 +85,12 @@ class StatusWatcher:
     def _start(self) -> None:
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_ssl_arg(self._ssl)))
         self._tasks.append(asyncio.create_task(self._follow(), name="jamsocket_rt status"))
+        self._tasks.append(asyncio.create_task(self._read_once(), name="jamsocket_rt status get"))
         if self._ready_url:
             self._tasks.append(asyncio.create_task(self._poll_ready(), name="jamsocket_rt ready"))
 
     def _publish(self, state: BackendState) -> None:
-        if self.history and self.history[-1] == state:
+        if not self._tracker.update(state):
             return
         self.history.append(state)
         for subscription in list(self._subscribers):
@@ -97,20 +103,28 @@ class StatusWatcher:
                 if task is not asyncio.current_task():
                     task.cancel()
 
+    async def _read_once(self) -> None:
+        """GET the status once, in parallel with the stream.
+
+        The stream replays the whole walk (scheduled, loading, ...) as it happens, so the GET
+        only speaks when it knows something the stream has not said: that the backend has
+        already terminated (no need to wait), or, if the stream stays silent (a proxy that
+        buffers server-sent events), the current status.
+        """
+        assert self._http is not None
+        try:
+            state = await fetch_status(self._http, self.status_url, retries=1)
+        except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            logger.debug("status read failed (%s); following the stream", type(exc).__name__)
+            return
+        if not state.is_terminated:
+            await asyncio.sleep(STREAM_SILENCE_FALLBACK)
+        self._publish(state)
+
     async def _follow(self) -> None:
         assert self._http is not None
-        # The first GET gives the current status at once; the stream replays the history.
-        try:
-            self._publish(await fetch_status(self._http, self.status_url, retries=1))
-        except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            logger.debug("first status read failed (%s); following the stream", type(exc).__name__)
-        if self.history and self.history[-1].is_terminated:
-            return
-        last = self.history[-1] if self.history else None
         # While a session lives, never give up on the stream: it is how termination is heard.
-        stream = follow_status_stream(
-            self._http, self.status_url, last_state=last, max_retries=None
-        )
+        stream = follow_status_stream(self._http, self.status_url, max_retries=None)
         async with stream:
             async for state in stream:
                 self._publish(state)
@@ -120,7 +134,7 @@ class StatusWatcher:
     async def _poll_ready(self) -> None:
         assert self._http is not None
         timeout = aiohttp.ClientTimeout(total=5)
-        while not any(s.is_ready or s.is_terminated for s in self.history):
+        while not self._tracker.ready and self._tracker.terminal is None:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
                 async with self._http.get(self._ready_url, timeout=timeout) as answer:
                     if answer.status == 200:
