@@ -38,7 +38,7 @@ from ..protocol.session import (
     checked_copy,
     payload_of,
 )
-from ..transport.base import AckResponder, ConnectTarget, Transport
+from ..transport.base import AckResponder, ConnectRefused, ConnectTarget, Transport
 from . import status as status_hub
 
 logger = logging.getLogger("jamsocket_rt.session")
@@ -511,7 +511,7 @@ class Session:
 
     # ------------------------------------------------------------------ connection
 
-    def _target(self) -> ConnectTarget:
+    def _target(self, transport: str) -> ConnectTarget:
         assert self._response is not None
         parts = urlsplit(self._response.url)
         path = parts.path.rstrip("/") + "/socket.io/"
@@ -520,34 +520,28 @@ class Session:
             socketio_path=path,
             headers=self._headers,
             auth=self._auth,
-            transports=self._transports,
+            transports=(transport,),
             ssl=self._ssl,
             connect_timeout=self._connect_timeout,
             max_payload=self._max_payload,
         )
 
     async def _open(self) -> None:
-        """Open a transport, renewing the token through ``connect`` when the proxy says 410."""
+        """Open a transport, renewing the token through ``connect`` when the proxy says 410.
+
+        Each allowed transport is tried in order ("websocket" then "polling" by default when
+        both are allowed), so a network that breaks websockets still gets a session.
+        """
         while True:
-            target = self._target()
-            transport = self._transport_factory(target)
-            link = _Link(self)
-            self._link = link
             try:
-                await transport.connect(target, link)
+                transport = await self._open_first_working()
             except TokenExpired:
-                self._link = None
                 if self._tracker.terminal is not None:
                     raise BackendTerminated(self._tracker.terminal) from None
                 if self._connect_fn is None:
                     raise
                 await self._renew()
                 continue
-            except BaseException:
-                self._link = None
-                with contextlib.suppress(Exception):
-                    await transport.close()
-                raise
             if self._closed:
                 await transport.close()
                 raise SessionClosed("the session was closed")
@@ -556,6 +550,28 @@ class Session:
                 raise BackendTerminated(self._tracker.terminal)
             self._transport = transport
             return
+
+    async def _open_first_working(self) -> Transport:
+        for index, kind in enumerate(self._transports):
+            target = self._target(kind)
+            transport = self._transport_factory(target)
+            link = _Link(self)
+            self._link = link
+            try:
+                await transport.connect(target, link)
+            except BaseException as exc:
+                self._link = None
+                with contextlib.suppress(Exception):
+                    await transport.close()
+                fallback = isinstance(exc, (OSError, TimeoutError)) and not isinstance(
+                    exc, (TokenExpired, ConnectRefused)
+                )
+                if fallback and index + 1 < len(self._transports):
+                    logger.info("%s transport failed (%s); trying the next", kind, exc)
+                    continue
+                raise
+            return transport
+        raise AssertionError("unreachable: transports is never empty")  # pragma: no cover
 
     async def _renew(self) -> None:
         old = self._response
