@@ -59,8 +59,9 @@ async def test_send_call_wait_for_stream(api: jrt.Jamsocket) -> None:
         big = "x" * 16384
         assert await s.call("echo", {"big": big}) == {"big": big}
 
-        pong = asyncio.ensure_future(s.wait_for("pong", timeout=5))
+        pong = s.wait_for("pong", timeout=5)  # listening from the call, not the await
         await s.send("ping", {"n": 1})
+        await asyncio.sleep(0.05)
         assert await pong == {"n": 1}
 
         stream = s.stream("tick")

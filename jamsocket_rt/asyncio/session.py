@@ -782,8 +782,15 @@ class Session:
         """Remove a handler; True if it was registered."""
         return self._handlers.remove(event, _Handler(handler))
 
-    async def wait_for(self, event: str, timeout: float | None = None) -> Any:
+    def wait_for(self, event: str, timeout: float | None = None) -> Awaitable[Any]:
         """Wait for the next occurrence of ``event`` and return its payload.
+
+        The wait starts when ``wait_for`` is *called*, not when it is awaited, so this never
+        misses an answer that comes back quickly::
+
+            pong = session.wait_for("pong", timeout=5)
+            await session.send("ping")
+            print(await pong)
 
         Raises:
             TimeoutError: ``timeout`` elapsed.
@@ -792,6 +799,11 @@ class Session:
         self._check_usable()
         future: asyncio.Future[Any] = self._loop_or_raise().create_future()
         self._waiters.setdefault(event, []).append(future)
+        return self._await_event(event, future, timeout)
+
+    async def _await_event(
+        self, event: str, future: asyncio.Future[Any], timeout: float | None
+    ) -> Any:
         try:
             async with _timeout(timeout):
                 return await future
