@@ -22,8 +22,23 @@ from attrs import field, frozen
 #: Called with the acknowledgement's arguments (a list, possibly empty).
 AckCallback = Callable[[list[Any]], None]
 
-#: Given to the receiver of an event that asked for an acknowledgement; call it once.
+#: Given to the receiver of an event that asked for an acknowledgement; call it once (a second
+#: call raises RuntimeError; a call after the connection is gone does nothing).
 AckResponder = Callable[[Sequence[Any]], None]
+
+
+class ConnectRefused(ConnectionRefusedError):
+    """The server answered the Socket.IO CONNECT with CONNECT_ERROR (e.g. its auth check failed).
+
+    Retrying with the same ``auth`` is unlikely to help.
+
+    Attributes:
+        data: the server's CONNECT_ERROR payload (often ``{"message": ..., "data": ...}``).
+    """
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 @frozen
@@ -55,7 +70,7 @@ class TransportListener(Protocol):
     """What a Transport reports to its owner (the Session). Called on the event loop thread."""
 
     def transport_event(self, event: str, args: list[Any], ack: AckResponder | None) -> None:
-        """A server event arrived (``args`` may be empty); ``ack`` is set if the server wants one."""
+        """A server event arrived (``args`` may be empty); ``ack`` is set if it wants one."""
 
     def transport_lost(self, error: BaseException | None) -> None:
         """The connection is gone (called exactly once, never after a local ``close()``).
@@ -81,21 +96,35 @@ class Transport(Protocol):
 
         Raises:
             TokenExpired: the proxy answered 410 Gone.
+            ConnectRefused: the server refused the Socket.IO CONNECT (a ConnectionError).
             ConnectionError: the connection could not be opened or the handshake failed
                 (the message names the host, never the token).
             TimeoutError: ``target.connect_timeout`` elapsed.
+            RuntimeError: the transport was connected before (one transport, one connection).
         """
 
     def emit(self, event: str, args: Sequence[Any], on_ack: AckCallback | None = None) -> None:
         """Encode one event and queue it for writing; never blocks and never awaits.
 
+        ``bytes``, ``bytearray`` and ``memoryview`` anywhere in ``args`` travel as binary
+        attachments (they arrive as ``bytes``).
+
         Raises:
             TypeError: an argument cannot be serialized (nothing was written).
+            ValueError: the encoded event exceeds the server's maxPayload, which would make the
+                server drop the connection (nothing was written).
             ConnectionError: the transport is not connected.
         """
 
     async def drain(self) -> None:
-        """Wait while the outgoing buffer is above its high-water mark (back-pressure)."""
+        """Wait while the outgoing buffer is above its high-water mark (back-pressure).
+
+        Returns at once below the high-water mark, else once the buffer is down to the
+        low-water mark.
+
+        Raises:
+            ConnectionError: the transport is not connected, or was lost while waiting.
+        """
 
     async def close(self) -> None:
         """Disconnect politely and release everything; idempotent. Pending acks never fire."""

@@ -1,0 +1,140 @@
+"""What both transports share: the lifecycle rules of the contract and safe error messages."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from yarl import URL
+
+from .base import AckCallback, AckResponder, ConnectTarget, TransportListener
+
+
+class Phase(enum.Enum):
+    """Where a transport is in its one life."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    LOST = "lost"  # transport_lost was reported
+    CLOSED = "closed"  # close() was called: nothing is reported any more
+
+
+def host_of(target: ConnectTarget) -> str:
+    """``host[:port]`` of the target: what error messages may name (the path holds the token)."""
+    url = URL(target.origin)
+    host = url.host or "?"
+    return f"{host}:{url.port}" if url.explicit_port else host
+
+
+def redact(text: str, target: ConnectTarget) -> str:
+    """``text`` with the token-bearing Socket.IO path cut out, however it was quoted."""
+    path = target.socketio_path.strip("/")
+    if not path:
+        return text
+    for variant in {path, URL.build(path="/" + path).raw_path.lstrip("/")}:
+        text = text.replace(variant, "…")
+    return text
+
+
+def socketio_path(target: ConnectTarget) -> str:
+    """The Socket.IO path with one leading and one trailing slash, as socket.io-client sends it."""
+    return "/" + target.socketio_path.strip("/") + "/"
+
+
+class TransportCore:
+    """The contract's rules that do not depend on how bytes move.
+
+    Subclasses call :meth:`_begin_connect` / :meth:`_connected`, deliver through
+    :meth:`_deliver_event` / :meth:`_deliver_ack`, and report losses through :meth:`_lose`, which
+    guarantees ``transport_lost`` at most once and never after ``close()``.
+    """
+
+    def __init__(self) -> None:
+        self._phase = Phase.NEW
+        self._listener: TransportListener | None = None
+        self._sid: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def sid(self) -> str | None:
+        """The Socket.IO session id once connected."""
+        return self._sid
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful ``connect`` and the loss or ``close``."""
+        return self._phase is Phase.CONNECTED
+
+    def _begin_connect(self, listener: TransportListener) -> asyncio.AbstractEventLoop:
+        if self._phase is not Phase.NEW:
+            raise RuntimeError("a transport connects once; make a new one to reconnect")
+        self._phase = Phase.CONNECTING
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _check_can_send(self) -> None:
+        if self._phase is not Phase.CONNECTED:
+            raise ConnectionError(f"the transport is {self._phase.value}, not connected")
+
+    def _lose(self, error: BaseException | None) -> bool:
+        """Reports the loss once; returns False when it was already reported or closed."""
+        if self._phase is not Phase.CONNECTED:
+            return False
+        self._phase = Phase.LOST
+        self._on_lost()
+        listener = self._listener
+        if listener is not None:
+            try:
+                listener.transport_lost(error)
+            except Exception as exc:  # noqa: BLE001 (reported to the loop's exception handler)
+                self._report_error(exc, "transport_lost")
+        return True
+
+    def _on_lost(self) -> None:
+        """Hook: release what must go at once when the connection is lost."""
+
+    def _deliver_event(self, name: str, args: list[Any], ack: AckResponder | None) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            listener.transport_event(name, args, ack)
+        except Exception as exc:  # noqa: BLE001
+            # A listener's bug must not take the connection down with it.
+            self._report_error(exc, f"transport_event({name!r})")
+
+    def _deliver_ack(self, callback: AckCallback, args: list[Any]) -> None:
+        try:
+            callback(args)
+        except Exception as exc:  # noqa: BLE001 (reported to the loop's exception handler)
+            self._report_error(exc, "an acknowledgement callback")
+
+    def _report_error(self, exc: BaseException, where: str) -> None:
+        loop = self._loop
+        if loop is None:  # pragma: no cover (only reachable before connect)
+            raise exc
+        loop.call_exception_handler(
+            {"message": f"jamsocket_rt: {where} raised", "exception": exc, "transport": self}
+        )
+
+
+def once_responder(send: Callable[[Sequence[Any]], None]) -> AckResponder:
+    """An AckResponder that calls ``send`` at most once (a second answer raises RuntimeError).
+
+    If ``send`` raises (e.g. TypeError for arguments that cannot be serialized), the responder
+    is not used up and may be called again with better arguments.
+    """
+    used = False
+
+    def respond(args: Sequence[Any]) -> None:
+        nonlocal used
+        if used:
+            raise RuntimeError("this event was already acknowledged")
+        send(args)
+        used = True
+
+    return respond

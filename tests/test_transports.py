@@ -1,0 +1,398 @@
+"""Both transports against real peers: python-socketio's server and the Node socket.io server.
+
+Every test runs for each transport ("websocket" is WebSocketTransport; "psio-websocket" and
+"psio-polling" are PythonSocketIOTransport with those Engine.IO transports) against each peer,
+and every peer serves Socket.IO under a token path, as the Jamsocket proxy does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from transport_peers import (
+    TOKEN_PATH,
+    Recorder,
+    TcpProxy,
+    gone_server,
+    node_available,
+    node_peer,
+    python_peer,
+    silent_server,
+)
+
+from jamsocket_rt import TokenExpired
+from jamsocket_rt.transport.base import ConnectRefused, ConnectTarget, Transport
+from jamsocket_rt.transport.python_socketio import PythonSocketIOTransport
+from jamsocket_rt.transport.websocket import WebSocketTransport
+
+KINDS = {
+    "websocket": (WebSocketTransport, ("websocket",)),
+    "psio-websocket": (PythonSocketIOTransport, ("websocket",)),
+    "psio-polling": (PythonSocketIOTransport, ("polling",)),
+}
+
+Connect = Callable[..., Awaitable[Transport]]
+
+
+@pytest.fixture(params=list(KINDS))
+def kind(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+def make_transport(kind: str) -> Transport:
+    factory: Any = KINDS[kind][0]
+    transport: Transport = factory()
+    return transport
+
+
+def target(kind: str, origin: str, **kwargs: Any) -> ConnectTarget:
+    kwargs.setdefault("socketio_path", TOKEN_PATH)
+    kwargs.setdefault("connect_timeout", 5.0)
+    return ConnectTarget(origin, transports=KINDS[kind][1], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def python_origin() -> Iterator[str]:
+    with python_peer() as origin:
+        yield origin
+
+
+@pytest.fixture(scope="module")
+def node_origin() -> Iterator[str]:
+    if not node_available():
+        pytest.skip("node or tests/node/node_modules is missing (./run test installs them)")
+    with node_peer() as origin:
+        yield origin
+
+
+@pytest.fixture(params=["python", "node"])
+def peer(request: pytest.FixtureRequest) -> str:
+    origin: str = request.getfixturevalue(f"{request.param}_origin")
+    return origin
+
+
+@pytest.fixture
+async def connect(kind: str) -> AsyncIterator[Connect]:
+    """``await connect(origin, listener, **target_kwargs)``; every transport is closed after."""
+    opened: list[Transport] = []
+
+    async def make(origin: str, listener: Any, **kwargs: Any) -> Transport:
+        transport = make_transport(kind)
+        opened.append(transport)
+        await transport.connect(target(kind, origin, **kwargs), listener)
+        return transport
+
+    yield make
+    for transport in opened:
+        await transport.close()
+
+
+async def call(transport: Transport, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+    answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    transport.emit(event, list(args), answer.set_result)
+    return await asyncio.wait_for(answer, timeout)
+
+
+# --------------------------------------------------------------------------- events
+
+
+async def test_connect_and_events_both_ways(peer: str, connect: Connect) -> None:
+    recorder = Recorder()
+    transport = await connect(peer, recorder, auth={"user": "ann"}, headers={"x-peer-test": "hdr"})
+    assert transport.connected
+    assert transport.sid
+    assert await call(transport, "whoami") == [
+        {"sid": transport.sid, "auth": {"user": "ann"}, "header": "hdr"}
+    ]
+    transport.emit("push", ["hello", 1, {"a": [1, None]}, "é"])
+    transport.emit("push", ["bare"])
+    assert await recorder.wait_event("hello") == [1, {"a": [1, None]}, "é"]
+    assert await recorder.wait_event("bare") == []
+    assert [ack for _, _, ack in recorder.events] == [None, None]
+    assert recorder.losses == []
+
+
+async def test_server_event_with_ack(peer: str, connect: Connect) -> None:
+    recorder = Recorder(respond=lambda name, args: ["yes", *args])
+    transport = await connect(peer, recorder)
+    transport.emit("ask", ["question", 1, "x"])
+    assert await recorder.wait_event("question") == [1, "x"]
+    assert await recorder.wait_event("answer") == [["yes", 1, "x"]]
+
+
+async def test_ack_responder_is_single_use(peer: str, connect: Connect) -> None:
+    recorder = Recorder()
+    transport = await connect(peer, recorder)
+    transport.emit("ask", ["q"])
+    await recorder.wait_event("q")
+    ack = recorder.events[0][2]
+    with pytest.raises(TypeError):
+        ack([{1, 2}])  # not serializable: the responder stays usable
+    ack([])
+    with pytest.raises(RuntimeError):
+        ack(["again"])
+    assert await recorder.wait_event("answer") == [[]]
+
+
+async def test_concurrent_acks_get_their_own_answers(peer: str, connect: Connect) -> None:
+    transport = await connect(peer, Recorder())
+    answers = await asyncio.gather(*(call(transport, "echo", i, f"n{i}") for i in range(100)))
+    assert answers == [[i, f"n{i}"] for i in range(100)]
+    assert await call(transport, "echo") == []
+
+
+async def test_binary_both_ways(peer: str, connect: Connect) -> None:
+    recorder = Recorder(respond=lambda name, args: [b"\xffanswer", {"nested": [b""]}])
+    transport = await connect(peer, recorder)
+    blob = bytes(range(256)) * 300  # > 64 KiB: a long frame header
+    args = [b"\x00\x01", {"k": [bytearray(b"ba"), memoryview(b"mv")]}, "text", blob]
+    assert await call(transport, "echo", *args) == [
+        b"\x00\x01",
+        {"k": [b"ba", b"mv"]},
+        "text",
+        blob,
+    ]
+    transport.emit("push", ["bin", b"\x10", 5])
+    assert await recorder.wait_event("bin") == [b"\x10", 5]
+    transport.emit("ask", ["binq", b"\x01"])
+    assert await recorder.wait_event("binq") == [b"\x01"]
+    assert await recorder.wait_event("answer") == [[b"\xffanswer", {"nested": [b""]}]]
+
+
+async def test_emit_errors(peer: str, kind: str, connect: Connect) -> None:
+    transport = make_transport(kind)
+    with pytest.raises(ConnectionError):
+        transport.emit("early", [])
+    transport = await connect(peer, Recorder())
+    with pytest.raises(TypeError):
+        transport.emit("bad", [object()])
+    with pytest.raises(TypeError):
+        transport.emit("bad", [{"set": {1}}], lambda args: None)
+    assert await call(transport, "echo", "still fine") == ["still fine"]
+    await transport.close()
+    with pytest.raises(ConnectionError):
+        transport.emit("late", [])
+    with pytest.raises(ConnectionError):
+        await transport.drain()
+
+
+# --------------------------------------------------------------------------- endings
+
+
+async def test_server_disconnect_reports_loss_once(peer: str, connect: Connect) -> None:
+    recorder = Recorder()
+    transport = await connect(peer, recorder)
+    acked: list[Any] = []
+    transport.emit("echo", ["never"], acked.append)  # may or may not be answered first
+    transport.emit("kick", [])
+    error = await recorder.wait_lost()
+    assert isinstance(error, ConnectionAbortedError)
+    assert not transport.connected
+    await asyncio.sleep(0.2)
+    await transport.close()
+    await transport.close()
+    assert recorder.losses == [error]
+    with pytest.raises(ConnectionError):
+        transport.emit("late", [])
+
+
+async def test_close_reports_nothing_and_leaves_no_task(peer: str, kind: str) -> None:
+    before = asyncio.all_tasks()
+    recorder = Recorder()
+    transport = make_transport(kind)
+    await transport.connect(target(kind, peer), recorder)
+    acked: list[Any] = []
+    transport.emit("ask", ["pending"])  # a server event left waiting for its ack
+    await recorder.wait_event("pending")
+    transport.emit("echo", [1], acked.append)
+    await transport.close()
+    await transport.close()
+    assert not transport.connected
+    assert recorder.losses == []
+    await asyncio.sleep(0)  # let finished tasks leave the loop's set
+    assert asyncio.all_tasks() - before == set()
+
+
+async def test_close_on_a_lost_transport(peer: str, connect: Connect) -> None:
+    recorder = Recorder()
+    transport = await connect(peer, recorder)
+    transport.emit("kick", [])
+    await recorder.wait_lost()
+    before = time.monotonic()
+    await transport.close()
+    assert time.monotonic() - before < 1.0
+
+
+# --------------------------------------------------------------------------- connect failures
+
+
+async def test_connect_refused_by_the_server(peer: str, kind: str) -> None:
+    transport = make_transport(kind)
+    with pytest.raises(ConnectRefused, match="rejected by peer") as info:
+        await transport.connect(target(kind, peer, auth={"reject": True}), Recorder())
+    assert isinstance(info.value, ConnectionError)
+    assert not transport.connected
+    await transport.close()
+
+
+async def test_410_raises_token_expired(kind: str) -> None:
+    async with gone_server() as origin:
+        transport = make_transport(kind)
+        with pytest.raises(TokenExpired) as info:
+            await transport.connect(target(kind, origin), Recorder())
+        assert "SOMETOKEN" not in str(info.value)
+        await transport.close()
+
+
+async def test_errors_name_the_host_never_the_token(kind: str) -> None:
+    # A closed port.
+    with contextlib.closing(__import__("socket").socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = make_transport(kind)
+    with pytest.raises(ConnectionError) as refused:
+        await transport.connect(target(kind, f"http://127.0.0.1:{port}"), Recorder())
+    assert f"127.0.0.1:{port}" in str(refused.value)
+    assert "SOMETOKEN" not in str(refused.value)
+    assert refused.value.__cause__ is None
+
+
+async def test_wrong_path_is_a_connection_error_without_the_token(
+    python_origin: str, kind: str
+) -> None:
+    transport = make_transport(kind)
+    wrong = target(kind, python_origin, socketio_path="/OTHERTOKEN/socket.io/")
+    with pytest.raises(ConnectionError) as info:
+        await transport.connect(wrong, Recorder())
+    assert "OTHERTOKEN" not in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+
+
+async def test_connect_timeout(kind: str) -> None:
+    async with silent_server() as origin:
+        transport = make_transport(kind)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"127\.0\.0\.1"):
+            await transport.connect(target(kind, origin, connect_timeout=0.3), Recorder())
+        assert time.monotonic() - started < 2.0
+        await transport.close()
+
+
+async def test_a_transport_connects_once(peer: str, kind: str, connect: Connect) -> None:
+    transport = await connect(peer, Recorder())
+    with pytest.raises(RuntimeError):
+        await transport.connect(target(kind, peer), Recorder())
+
+
+# --------------------------------------------------------------------------- liveness
+
+
+@contextlib.contextmanager
+def short_ping_peer(which: str) -> Iterator[str]:
+    if which == "python":
+        with python_peer(ping_interval=0.2, ping_timeout=0.3) as origin:
+            yield origin
+    else:
+        if not node_available():
+            pytest.skip("node or tests/node/node_modules is missing")
+        with node_peer(pingInterval=200, pingTimeout=300) as origin:
+            yield origin
+
+
+@pytest.mark.parametrize("which", ["python", "node"])
+async def test_black_holed_connection_is_detected(which: str, kind: str) -> None:
+    if kind == "psio-polling":
+        pytest.skip(
+            "python-engineio's polling notices only after max(pingInterval, pingTimeout)+5 s"
+        )
+    with short_ping_peer(which) as origin:
+        async with TcpProxy(origin) as proxy:
+            recorder = Recorder()
+            transport = make_transport(kind)
+            await transport.connect(target(kind, proxy.origin), recorder)
+            try:
+                # Pings are answered: several ping windows pass without a loss.
+                await asyncio.sleep(0.8)
+                assert transport.connected
+                assert await call(transport, "echo", "alive") == ["alive"]
+                proxy.stall()
+                stalled = time.monotonic()
+                error = await recorder.wait_lost(timeout=10.0)
+                elapsed = time.monotonic() - stalled
+                assert elapsed < 3.0
+                if kind == "websocket":
+                    assert isinstance(error, TimeoutError)
+                    assert elapsed >= 0.25  # the last ping can be up to pingInterval old
+                else:
+                    assert isinstance(error, ConnectionError)
+                await asyncio.sleep(0.1)
+                assert len(recorder.losses) == 1
+            finally:
+                await transport.close()
+
+
+async def test_drain_waits_for_a_stalled_peer(python_origin: str, kind: str) -> None:
+    if kind == "psio-polling":
+        pytest.skip("a long-poll POST is one request: there is no stream to stall halfway")
+    async with TcpProxy(python_origin) as proxy:
+        transport = make_transport(kind)
+        await transport.connect(target(kind, proxy.origin), Recorder())
+        try:
+            await transport.drain()  # nothing queued: returns at once
+            proxy.stall()
+            chunk = "x" * (1024 * 1024)
+            for _ in range(24):  # more than the kernel's loopback buffers hold
+                transport.emit("sink", [chunk])
+            drain = asyncio.ensure_future(transport.drain())
+            await asyncio.sleep(0.3)
+            assert not drain.done()
+            proxy.resume()
+            await asyncio.wait_for(drain, 10.0)
+            assert await call(transport, "echo", "after") == ["after"]
+        finally:
+            await transport.close()
+
+
+# --------------------------------------------------------------------------- websocket only
+
+
+async def test_listener_errors_do_not_break_the_connection(python_origin: str) -> None:
+    class Failing(Recorder):
+        def transport_event(self, event: str, args: list[Any], ack: Any) -> None:
+            super().transport_event(event, args, ack)
+            raise RuntimeError("listener bug")
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        recorder = Failing()
+        transport = WebSocketTransport()
+        await transport.connect(target("websocket", python_origin), recorder)
+        transport.emit("push", ["boom"])
+        await recorder.wait_event("boom")
+        assert await call(transport, "echo", 1) == [1]
+        assert [str(c["exception"]) for c in reported] == ["listener bug"]
+        await transport.close()
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_many_websocket_transports_share_one_session(python_origin: str) -> None:
+    transports = [WebSocketTransport() for _ in range(5)]
+    await asyncio.gather(
+        *(t.connect(target("websocket", python_origin), Recorder()) for t in transports)
+    )
+    sessions = {id(t._session) for t in transports}
+    assert len(sessions) == 1
+    session = transports[0]._session
+    assert session is not None
+    for t in transports:
+        await t.close()
+    assert session.closed
