@@ -6,11 +6,13 @@ once per ping window, not per message) and no writer task.
 
 Writing: :meth:`WebSocketTransport.emit` must not await, but aiohttp's ``send_str`` is a
 coroutine (it writes synchronously, then may await a drain). So frames are masked and framed
-here and handed to the connection's asyncio transport directly; every frame written during one
-event-loop iteration goes out in a single ``transport.write`` (one syscall), flushed by a
-``call_soon`` callback. ``benchmarks/micro_transport.py`` compares this with writing each frame
-at once and with a writer task on aiohttp's public ``send_str``. Back-pressure uses the asyncio
-transport's own flow control, with :meth:`drain`'s high and low water marks as its limits.
+here and handed to the connection's asyncio transport directly. The first write of an event-loop
+iteration goes out at once (no added latency); the later ones of the same iteration are joined
+and written once by a ``call_soon`` callback (one syscall per iteration, not per frame, when
+sends are pipelined). ``benchmarks/micro_transport.py`` compares this with writing every frame
+at once, with always deferring to the callback, and with a writer task awaiting aiohttp's
+public ``send_frame``. Back-pressure uses the asyncio transport's own flow control, with
+:meth:`drain`'s high and low water marks as its limits.
 
 Connections share one aiohttp ClientSession per event loop (no cookie jar, no connection
 limit): a private session per connection costs several KiB and a connector each, which matters
@@ -282,28 +284,42 @@ class WebSocketTransport(TransportCore):
         self._write(frames)
 
     def _write(self, frames: list[Frame]) -> None:
-        pending = self._pending
-        for opcode, payload in frames:
-            pending.append(_frame(opcode, payload))
-        if self._flush_handle is None:
-            assert self._loop is not None
-            self._flush_handle = self._loop.call_soon(self._flush)
+        if self._flush_handle is not None:
+            # Not the first write of this loop iteration: join the batch _flush writes at its
+            # end (pipelined sends cost one syscall per iteration, not one per frame).
+            pending = self._pending
+            for opcode, payload in frames:
+                pending.append(_frame(opcode, payload))
+            return
+        # The first write of an iteration goes out at once: a lone send pays no extra latency.
+        tx, loop = self._tx, self._loop
+        assert tx is not None
+        assert loop is not None
+        if not tx.is_closing():  # else the reader reports the loss
+            if len(frames) == 1:
+                tx.write(_frame(*frames[0]))
+            else:
+                tx.write(b"".join([_frame(opcode, payload) for opcode, payload in frames]))
+        self._flush_handle = loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
         pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        tx = self._tx
-        if tx is None or tx.is_closing():
-            return  # the reader reports the loss
-        tx.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if pending:
+            self._pending = []
+            tx = self._tx
+            if tx is not None and not tx.is_closing():
+                tx.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _flush_now(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
 
     def _write_now(self, frames: list[Frame]) -> None:
         if frames:
             self._write(frames)
-            self._flush()
+            self._flush_now()
 
     async def drain(self) -> None:
         """Wait while the outgoing buffer is above its high-water mark (back-pressure).
@@ -314,7 +330,7 @@ class WebSocketTransport(TransportCore):
             ConnectionError: the transport is not connected (or got lost while waiting).
         """
         self._check_can_send()
-        self._flush()
+        self._flush_now()
         assert self._ws is not None
         protocol = self._ws._writer.protocol
         if protocol.writing_paused:
