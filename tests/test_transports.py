@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +24,12 @@ from transport_peers import (
     node_available,
     node_peer,
     python_peer,
+    self_signed_certificate,
     silent_server,
 )
 
 from jamsocket_rt import TokenExpired
+from jamsocket_rt.protocol.engineio import ProtocolError
 from jamsocket_rt.transport.base import ConnectRefused, ConnectTarget, Transport
 from jamsocket_rt.transport.python_socketio import PythonSocketIOTransport
 from jamsocket_rt.transport.websocket import WebSocketTransport
@@ -288,6 +292,63 @@ async def test_a_transport_connects_once(peer: str, kind: str, connect: Connect)
     transport = await connect(peer, Recorder())
     with pytest.raises(RuntimeError):
         await transport.connect(target(kind, peer), Recorder())
+
+
+# --------------------------------------------------------------------------- TLS and limits
+
+
+@pytest.fixture(scope="module")
+def tls_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    pem = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    if pem is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pem)
+    with python_peer(ssl_context=context) as origin:
+        yield origin, pem
+
+
+async def test_tls_verification(tls_origin: tuple[str, Path], kind: str) -> None:
+    origin, pem = tls_origin
+    assert origin.startswith("https://")
+    transport = make_transport(kind)
+    with pytest.raises(ConnectionError) as info:  # verified by default: self-signed fails
+        await transport.connect(target(kind, origin), Recorder())
+    assert "SOMETOKEN" not in str(info.value)
+    for setting in (False, ssl.create_default_context(cafile=str(pem))):
+        transport = make_transport(kind)
+        await transport.connect(target(kind, origin, ssl=setting), Recorder())
+        try:
+            assert await call(transport, "echo", "secure") == ["secure"]
+        finally:
+            await transport.close()
+
+
+async def test_inbound_max_payload(python_origin: str, kind: str, connect: Connect) -> None:
+    if kind == "psio-polling":
+        pytest.skip("python-engineio bounds no long-polling response")
+    recorder = Recorder()
+    transport = await connect(python_origin, recorder, max_payload=1000)
+    transport.emit("push", ["small", "x" * 500])
+    await recorder.wait_event("small")
+    transport.emit("push", ["big", "x" * 2000])
+    error = await recorder.wait_lost()
+    assert isinstance(error, ConnectionError if kind != "websocket" else ProtocolError)
+    assert recorder.received("big") == []
+
+
+async def test_outbound_limit_is_the_servers_max_payload(kind: str) -> None:
+    if kind != "websocket":
+        pytest.skip("python-socketio does not check the server's maxPayload")
+    with python_peer(max_http_buffer_size=1000) as origin:
+        transport = make_transport(kind)
+        await transport.connect(target(kind, origin), Recorder())
+        try:
+            with pytest.raises(ValueError, match="maxPayload"):
+                transport.emit("echo", ["x" * 2000], lambda args: None)
+            assert await call(transport, "echo", "x" * 900) == ["x" * 900]
+        finally:
+            await transport.close()
 
 
 # --------------------------------------------------------------------------- liveness

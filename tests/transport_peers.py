@@ -12,6 +12,7 @@ import contextlib
 import json
 import queue
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -42,8 +43,11 @@ def python_peer(
     ping_interval: float = 25.0,
     ping_timeout: float = 20.0,
     max_http_buffer_size: int = 64 * 1024 * 1024,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Iterator[str]:
     """A python-socketio server on aiohttp, in a thread with its own loop; yields its origin.
+
+    With ``ssl_context`` it serves HTTPS (and the origin says so).
 
     Its own thread keeps the server's tasks out of the test's loop (the tests count tasks)
     and makes it as separate from the client as the Node peer is.
@@ -58,13 +62,14 @@ def python_peer(
             # A stalled client must not hold the shutdown back for aiohttp's default 60 s.
             runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
             await site.start()
         except BaseException as exc:
             started.put(exc)
             raise
         host, port = runner.addresses[0][:2]
-        started.put((f"http://{host}:{port}", asyncio.get_running_loop(), stop))
+        scheme = "http" if ssl_context is None else "https"
+        started.put((f"{scheme}://{host}:{port}", asyncio.get_running_loop(), stop))
         await stop.wait()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(sio.shutdown(), 2.0)
@@ -182,6 +187,24 @@ def node_peer(**options: Any) -> Iterator[str]:
 
 
 # --------------------------------------------------------------------------- other servers
+
+
+def self_signed_certificate(directory: Path) -> Path | None:
+    """A certificate and key for 127.0.0.1 in one PEM file, or None without the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    pem = directory / "peer.pem"
+    command = [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    command += ["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(pem)]
+    command += ["-out", str(directory / "cert.pem"), "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    pem.write_text(pem.read_text() + (directory / "cert.pem").read_text())
+    return pem
 
 
 @contextlib.asynccontextmanager

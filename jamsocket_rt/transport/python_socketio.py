@@ -27,7 +27,7 @@ import contextvars
 import ssl as _ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import engineio
@@ -44,7 +44,7 @@ from ..protocol.socketio import (
     reconstruct,
 )
 from ._common import Phase, TransportCore, host_of, once_responder, redact, socketio_path
-from .base import AckCallback, ConnectRefused, ConnectTarget, TransportListener
+from .base import AckCallback, ConnectRefused, ConnectTarget, Transport, TransportListener
 from .websocket import CLOSE_TIMEOUT, WRITE_HIGH_WATER, WRITE_LOW_WATER
 
 __all__ = ["PythonSocketIOTransport"]
@@ -179,8 +179,13 @@ class PythonSocketIOTransport(TransportCore):
                     raise ConnectRefused(
                         f"{host} refused the Socket.IO connection: {message}", self._refusal
                     ) from None
-                detail = redact(str(exc), target)
-                raise ConnectionError(f"cannot connect to {host}: {detail}") from None
+                detail = str(exc)
+                cause = _network_cause(exc)
+                if cause is not None:
+                    detail += f" ({type(cause).__name__}: {cause})"
+                raise ConnectionError(
+                    f"cannot connect to {host}: {redact(detail, target)}"
+                ) from None
             raise
         self._sid = client.get_sid("/")
         self._phase = Phase.CONNECTED
@@ -386,6 +391,20 @@ async def _disconnect(client: Any) -> None:
             await asyncio.wait_for(eio.ws.close(), CLOSE_TIMEOUT)
 
 
+def _network_cause(exc: BaseException) -> BaseException | None:
+    """The aiohttp or OS error python-engineio replaced with its terse ConnectionError, if any."""
+    seen: set[int] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (aiohttp.ClientError, OSError)) and not isinstance(
+            current, (socketio.exceptions.ConnectionError, engineio.exceptions.ConnectionError)
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _is_gone(exc: BaseException) -> bool:
     """True when the exception chain shows an HTTP 410 from the server."""
     seen: set[int] = set()
@@ -403,3 +422,9 @@ def _is_gone(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+if TYPE_CHECKING:  # the contract is a Protocol: let the type checker hold us to it
+
+    def _conforms(transport: PythonSocketIOTransport) -> Transport:
+        return transport

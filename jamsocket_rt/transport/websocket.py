@@ -27,7 +27,7 @@ import ssl as _ssl
 import struct
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
 
@@ -45,7 +45,14 @@ from ..protocol.socketio import (
     State,
 )
 from ._common import Phase, TransportCore, host_of, once_responder, redact, socketio_path
-from .base import AckCallback, ConnectRefused, ConnectTarget, TransportListener
+from .base import (
+    AckCallback,
+    AckResponder,
+    ConnectRefused,
+    ConnectTarget,
+    Transport,
+    TransportListener,
+)
 
 _mask_in_place: Callable[[bytes, bytearray], None]
 try:  # aiohttp >= 3.11 keeps its compiled (Cython) masking function here: 80x pure Python's
@@ -392,7 +399,7 @@ class WebSocketTransport(TransportCore):
             if self._phase is Phase.LOST:
                 await self._release()
 
-    def _responder(self, ack_id: int) -> Any:
+    def _responder(self, ack_id: int) -> AckResponder:
         def send(args: Sequence[Any]) -> None:
             if self._phase is Phase.CONNECTED:
                 assert self._proto is not None
@@ -509,3 +516,9 @@ def _closed_error(
     return ConnectionResetError(
         "the connection was closed" + ("" if code is None else f" (websocket close code {code})")
     )
+
+
+if TYPE_CHECKING:  # the contract is a Protocol: let the type checker hold us to it
+
+    def _conforms(transport: WebSocketTransport) -> Transport:
+        return transport
