@@ -4,56 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import jamsocket_rt as jrt
-from jamsocket_rt.dev import DevServer
+from jamsocket_rt.pytest_plugin import RunningDevServer
 from jamsocket_rt.sync.session import _LoopThread
 
 
-class DevInThread:
-    """A dev server on its own loop thread, so blocking code can be tested against it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = DevServer(quiet=True)
-        self.run(self.server.start())
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def connect(self, **fields: Any) -> jrt.ConnectResponse:
-        async def go() -> jrt.ConnectResponse:
-            async with jrt.Jamsocket.dev_server(self.server.api_url) as api:
-                return await api.connect(**fields)
-
-        result: jrt.ConnectResponse = self.run(go())
-        return result
-
-    def close(self) -> None:
-        self.run(self.server.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def dev() -> Iterator[DevInThread]:
-    server = DevInThread()
-    yield server
-    server.close()
+@pytest.fixture
+def dev(jamsocket_dev_server: RunningDevServer) -> RunningDevServer:
+    """The project's own pytest plugin serves these tests (bundled example backend)."""
+    return jamsocket_dev_server
 
 
 def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "jamsocket_rt loop"]
 
 
-def test_blocking_session_in_a_plain_script(dev: DevInThread) -> None:
+def test_blocking_session_in_a_plain_script(dev: RunningDevServer) -> None:
     welcomes: list[Any] = []
     session = jrt.SyncSession(dev.connect())
     session.on("welcome", welcomes.append)
@@ -72,7 +42,7 @@ def test_blocking_session_in_a_plain_script(dev: DevInThread) -> None:
     assert loop_threads() == [], "closing the last SyncSession stops its loop thread"
 
 
-def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: DevInThread) -> None:
+def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: RunningDevServer) -> None:
     seen: list[str] = []
     errors: list[BaseException] = []
     with jrt.SyncSession(dev.connect()) as s:
@@ -91,7 +61,7 @@ def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: DevInThread
         assert "would wait for itself" in str(errors[0])
 
 
-def test_several_sessions_from_worker_threads_share_one_loop(dev: DevInThread) -> None:
+def test_several_sessions_from_worker_threads_share_one_loop(dev: RunningDevServer) -> None:
     results: dict[int, Any] = {}
 
     def worker(n: int) -> None:
@@ -109,7 +79,7 @@ def test_several_sessions_from_worker_threads_share_one_loop(dev: DevInThread) -
     assert _LoopThread._users == 0
 
 
-async def test_works_inside_a_running_event_loop(dev: DevInThread) -> None:
+async def test_works_inside_a_running_event_loop(dev: RunningDevServer) -> None:
     # As in a Jupyter cell: blocking calls made from code that runs on an event loop.
     response = dev.connect()
     with jrt.SyncSession(response) as s:
@@ -117,7 +87,7 @@ async def test_works_inside_a_running_event_loop(dev: DevInThread) -> None:
     assert asyncio.get_running_loop().is_running()
 
 
-def test_errors_surface_in_the_calling_thread(dev: DevInThread) -> None:
+def test_errors_surface_in_the_calling_thread(dev: RunningDevServer) -> None:
     with jrt.SyncSession(dev.connect()) as s:
         with pytest.raises(TimeoutError):
             s.call("sleep", 5, timeout=0.2)

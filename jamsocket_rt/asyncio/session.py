@@ -432,8 +432,8 @@ class Session:
             with contextlib.suppress(Exception):
                 await transport.close()
         if self._subscription is not None:
-            self._subscription.close()
-            self._subscription = None
+            subscription, self._subscription = self._subscription, None
+            await subscription.aclose()
         for task in tasks:
             if task is not asyncio.current_task():
                 with contextlib.suppress(BaseException):

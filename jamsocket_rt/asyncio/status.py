@@ -41,9 +41,20 @@ class Subscription:
         self.callback = callback
 
     def close(self) -> None:
+        """Unsubscribe; a watcher left without subscribers closes in the background."""
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.unsubscribe(self)
+        if watcher is not None and watcher.unsubscribe(self):
+            asyncio.get_running_loop().create_task(watcher.aclose())
+
+    async def aclose(self) -> None:
+        """Unsubscribe, and wait until a watcher left without subscribers has closed.
+
+        Waiting matters where the loop stops right after (SyncSession's loop thread): a close
+        left in the background would never run, leaving its HTTP session open.
+        """
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher.unsubscribe(self):
+            await watcher.aclose()
 
 
 class StatusWatcher:
@@ -75,12 +86,14 @@ class StatusWatcher:
             self._start()
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def unsubscribe(self, subscription: Subscription) -> bool:
+        """Remove a subscription; True if none is left (the caller then closes the watcher)."""
         with contextlib.suppress(ValueError):
             self._subscribers.remove(subscription)
-        if not self._subscribers:
-            self._on_empty(self)
-            asyncio.get_running_loop().create_task(self.aclose())
+        if self._subscribers:
+            return False
+        self._on_empty(self)
+        return True
 
     def _start(self) -> None:
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_ssl_arg(self._ssl)))
