@@ -75,6 +75,8 @@ WRITE_LOW_WATER = 16 * 1024
 #: How long close() waits for the server's websocket close frame before dropping the line.
 CLOSE_TIMEOUT = 2.0
 
+_TEXT = aiohttp.WSMsgType.TEXT
+_BINARY = aiohttp.WSMsgType.BINARY
 _PACK_LEN2 = struct.Struct("!BBH").pack
 _PACK_LEN3 = struct.Struct("!BBQ").pack
 # RFC 6455 wants unpredictable masks against proxy cache poisoning, not secret ones; aiohttp
@@ -350,43 +352,14 @@ class WebSocketTransport(TransportCore):
     # ----------------------------------------------------------------------- receiving
 
     async def _read_loop(self) -> None:
-        ws, proto = self._ws, self._proto
+        ws = self._ws
         assert ws is not None
-        assert proto is not None
-        text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
         error: BaseException | None = None
         try:
-            while True:
-                msg = await ws.receive()
-                kind = msg.type
-                if kind is text:
-                    events = proto.receive_text(msg.data)
-                elif kind is binary:
-                    events = proto.receive_bytes(msg.data)
-                else:
-                    error = _closed_error(msg, ws)
-                    break
-                out = proto.data_to_send()
-                if out:
-                    self._write(out)
-                for event in events:
-                    if type(event) is Event:
-                        ack_id = event.ack_id
-                        self._deliver_event(
-                            event.name,
-                            event.args,
-                            None if ack_id is None else self._responder(ack_id),
-                        )
-                    elif type(event) is Ack:
-                        callback = self._acks.pop(event.id, None)
-                        if callback is not None:
-                            self._deliver_ack(callback, event.args)
-                    elif type(event) is Disconnected:
-                        error = ConnectionAbortedError(
-                            f"the server ended the connection ({event.reason})"
-                        )
-                if error is not None or self._phase is not Phase.CONNECTED:
-                    break
+            while error is None and self._phase is Phase.CONNECTED:
+                # _handle's frame owns the message: nothing of it stays referenced while this
+                # waits for the next one (an idle connection keeps no payload alive).
+                error = self._handle(await ws.receive())
         except ProtocolError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001 (aiohttp reports trouble in many shapes)
@@ -398,6 +371,35 @@ class WebSocketTransport(TransportCore):
                 self._abort()
             if self._phase is Phase.LOST:
                 await self._release()
+
+    def _handle(self, msg: aiohttp.WSMessage) -> BaseException | None:
+        """Feeds one websocket message to the protocol and acts on it; returns why to stop."""
+        proto = self._proto
+        assert proto is not None
+        kind = msg.type
+        if kind is _TEXT:
+            events = proto.receive_text(msg.data)
+        elif kind is _BINARY:
+            events = proto.receive_bytes(msg.data)
+        else:
+            assert self._ws is not None
+            return _closed_error(msg, self._ws)
+        out = proto.data_to_send()
+        if out:
+            self._write(out)
+        for event in events:
+            if type(event) is Event:
+                ack_id = event.ack_id
+                self._deliver_event(
+                    event.name, event.args, None if ack_id is None else self._responder(ack_id)
+                )
+            elif type(event) is Ack:
+                callback = self._acks.pop(event.id, None)
+                if callback is not None:
+                    self._deliver_ack(callback, event.args)
+            elif type(event) is Disconnected:
+                return ConnectionAbortedError(f"the server ended the connection ({event.reason})")
+        return None
 
     def _responder(self, ack_id: int) -> AckResponder:
         def send(args: Sequence[Any]) -> None:
