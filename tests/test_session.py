@@ -328,3 +328,13 @@ def test_the_readme_demo_runs_end_to_end() -> None:
     assert "carol    broadcasts received: []" in out
     assert "terminated 2 backends" in out
     assert out.rstrip().endswith("done")
+
+
+async def test_catch_all_handler_sees_every_event(api: jrt.Jamsocket) -> None:
+    async with jrt.Session(await api.connect()) as s:
+        seen: list[tuple[Any, ...]] = []
+        s.on("*", lambda event, *args: seen.append((event, *args)))
+        pong = s.wait_for("pong", timeout=5)
+        await s.send("ping", 1, "two")
+        await pong
+        assert ("pong", 1, "two") in seen

@@ -50,6 +50,9 @@ TransportFactory = Callable[[ConnectTarget], Transport]
 
 _TRANSPORTS = ("websocket", "polling")
 
+#: The event name that catches every event, as in python-socketio: ``handler(event, *args)``.
+ANY_EVENT = "*"
+
 
 class _Default(enum.Enum):
     """Marks 'use the session's default' where None means 'no timeout'."""
@@ -754,7 +757,9 @@ class Session:
         """Call ``handler(*args)`` for every ``event``; sync or async.
 
         Handlers run one at a time, in arrival order, on the event loop. When the server asks
-        for an acknowledgement, the first handler's return value is sent as the answer. A
+        for an acknowledgement, the first handler's return value is sent as the answer.
+        ``on("*", handler)`` catches every event as ``handler(event, *args)`` (after the
+        event's own handlers; it answers acknowledgements only for events that have none). A
         handler that raises is logged and reported to ``on_error``; the session goes on.
         Listeners registered before ``connect()`` receive the very first events.
 
@@ -838,6 +843,9 @@ class Session:
         handlers = self._handlers.get(event)
         if handlers:
             self._dispatch(handlers, tuple(args), ack)
+        catch_all = self._handlers.get(ANY_EVENT)
+        if catch_all:
+            self._dispatch(catch_all, (event, *args), None if handlers else ack)
 
     # ------------------------------------------------------------------ hooks
 
