@@ -80,6 +80,8 @@ def subcommand(
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-parser per registered subcommand."""
+    from . import _cli_session  # noqa: F401 - registers connect, status and terminate
+
     parser = argparse.ArgumentParser(
         prog=PROG, description="Real-time client tools for Jamsocket / Plane session backends."
     )

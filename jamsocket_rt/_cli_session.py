@@ -1,0 +1,293 @@
+"""``jamsocket-rt connect``, ``status`` and ``terminate``: talk to a backend from a terminal.
+
+``connect`` prints the status walk, then every event as one JSON line on stdout (so it pipes
+into ``jq``); ``--send`` and ``--call`` are one-shots; on a terminal with no one-shot it opens
+a prompt with history and tab completion of the event names seen so far. Human-readable lines
+go to stderr, coloured and aligned on a terminal and plain when redirected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._api import Jamsocket
+from ._errors import ConfigurationError, JamsocketError
+from ._models import BackendState, ConnectResponse
+from .cli import subcommand
+from .sync.session import SyncSession
+
+_COLOURS = {"status": "36", "ready": "32", "end": "31", "event": "33", "dim": "2"}
+
+
+class Console:
+    """Where people read (stderr: coloured on a terminal) and where programs read (stdout)."""
+
+    def __init__(self, human: TextIO | None = None, machine: TextIO | None = None) -> None:
+        self.human = human or sys.stderr
+        self.machine = machine or sys.stdout
+        no_colour = "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+        self.colour = self.human.isatty() and not no_colour
+        self._lock = threading.Lock()  # handlers print from the session's loop thread
+
+    def say(self, label: str, text: str, colour: str = "status") -> None:
+        tag = f"{label:<10}"
+        if self.colour:
+            tag = f"\033[{_COLOURS[colour]}m{tag}\033[0m"
+        with self._lock:
+            print(f"{tag} {text}", file=self.human, flush=True)
+
+    def emit(self, value: Any) -> None:
+        with self._lock:
+            print(json.dumps(value, default=_jsonable), file=self.machine, flush=True)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json_argument(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+
+
+# -- the platform ------------------------------------------------------------------------------
+
+
+def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "platform (default: the JAMSOCKET_* environment variables, as the official clients)"
+    )
+    group.add_argument("--dev", action="store_true", help="use the dev server (jamsocket-rt dev)")
+    group.add_argument("--dev-port", type=int, default=8080, help="the dev server's port")
+    group.add_argument("--api-url", help="the API URL (dev server or Jamsocket)")
+    group.add_argument("--account", help="Jamsocket account")
+    group.add_argument("--service", help="Jamsocket service")
+    group.add_argument(
+        "--token", help="Jamsocket API token (better: the JAMSOCKET_TOKEN environment variable)"
+    )
+
+
+def platform_client(args: argparse.Namespace) -> Jamsocket:
+    """The API client the arguments (or, failing them, the environment) describe.
+
+    Raises:
+        ConfigurationError: neither names a platform (what is missing is named).
+    """
+    if args.dev:
+        return Jamsocket.dev(args.dev_port, api_url=args.api_url)
+    if args.service or args.account or args.token:
+        env = os.environ
+        values = {
+            "account": args.account or env.get("JAMSOCKET_ACCOUNT"),
+            "service": args.service or env.get("JAMSOCKET_SERVICE"),
+            "token": args.token or env.get("JAMSOCKET_TOKEN"),
+        }
+        missing = [f"--{name}" for name, value in values.items() if not value]
+        if missing:
+            raise ConfigurationError(f"missing {', '.join(missing)} (or its JAMSOCKET_* variable)")
+        options: dict[str, Any] = {"api_url": args.api_url} if args.api_url else {}
+        return Jamsocket(
+            account=str(values["account"]),
+            service=str(values["service"]),
+            token=str(values["token"]),
+            **options,
+        )
+    if args.api_url:
+        return Jamsocket.dev_server(args.api_url)
+    return Jamsocket.from_env()
+
+
+def _run_api(args: argparse.Namespace, call: Callable[[Jamsocket], Any]) -> Any:
+    async def go() -> Any:
+        async with platform_client(args) as api:
+            return await call(api)
+
+    return asyncio.run(go())
+
+
+# -- connect -----------------------------------------------------------------------------------
+
+
+def _configure_connect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "response",
+        nargs="?",
+        help="a ConnectResponse JSON file, or - for stdin (default: connect through the platform)",
+    )
+    parser.add_argument("--key", help="connect to the backend holding this key (or spawn it)")
+    parser.add_argument("--user", help="the user name the backend sees (x-verified-username)")
+    parser.add_argument(
+        "--send", nargs=2, metavar=("EVENT", "JSON"), type=str, help="send one event and exit"
+    )
+    parser.add_argument(
+        "--call",
+        nargs=2,
+        metavar=("EVENT", "JSON"),
+        type=str,
+        help="call an event, print its acknowledgement as JSON, and exit",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds for --call")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=60.0, help="seconds to wait for the backend"
+    )
+    _add_platform_arguments(parser)
+
+
+def _read_response(source: str) -> ConnectResponse:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    return ConnectResponse.from_json(text)
+
+
+@subcommand(
+    "connect",
+    help="open a session: print the status walk and every event (JSON lines); send and call",
+    configure=_configure_connect,
+)
+def _run_connect(args: argparse.Namespace) -> int:
+    console = Console()
+    one_shot = args.send or args.call
+    payload = [_json_argument(pair[1]) for pair in (args.send, args.call) if pair]
+    if args.response:
+        response = _read_response(args.response)
+    else:
+        fields = {k: v for k, v in (("key", args.key), ("user", args.user)) if v is not None}
+        response = _run_api(args, lambda api: api.connect(**fields))
+    console.say("backend", f"{response.backend_id} (spawned: {response.spawned})")
+
+    session = SyncSession(response, ready_timeout=args.ready_timeout)
+    known_events: set[str] = set()
+
+    def show_status(state: BackendState) -> None:
+        colour = "ready" if state.is_ready else "end" if state.is_terminated else "status"
+        details = ""
+        if state.termination_reason is not None:
+            details = f"  reason={state.termination_reason}"
+        if state.exit_error is not None:
+            details += f"  exit_error={state.exit_error}"
+        console.say(
+            "status", f"{state.status!s:<17}{state.time:%H:%M:%S.%f}"[:-3] + details, colour
+        )
+
+    def show_event(event: str, *event_args: Any) -> None:
+        known_events.add(event)
+        console.emit({"event": event, "args": list(event_args)})
+
+    session.on_status(show_status)
+    if not one_shot:
+        session.on("*", show_event)
+    with session:
+        if args.call:
+            reply = session.call(args.call[0], payload[-1], timeout=args.timeout)
+            console.emit(reply)
+            return 0
+        if args.send:
+            session.send(args.send[0], payload[0])
+            return 0
+        if sys.stdin.isatty() and args.response != "-":
+            return _prompt(session, console, known_events)
+        _wait_until_terminated(session)
+    return 0
+
+
+def _wait_until_terminated(session: SyncSession) -> None:
+    ended = threading.Event()
+    session.on_terminated(lambda state: ended.set())
+    while not ended.wait(0.5):
+        pass
+
+
+_HELP = """commands:
+  send EVENT [JSON]    send an event (fire-and-forget)
+  call EVENT [JSON]    call an event and print the acknowledgement
+  quit                 close the session (also Ctrl-D)"""
+
+
+def _prompt(session: SyncSession, console: Console, known_events: set[str]) -> int:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover (Windows)
+        readline = None  # type: ignore[assignment]
+    if readline is not None:
+
+        def complete(text: str, state: int) -> str | None:
+            words = readline.get_line_buffer().split()
+            pool = ["send", "call", "quit", "help"] if len(words) <= 1 else sorted(known_events)
+            matches = [word for word in pool if word.startswith(text)]
+            return matches[state] if state < len(matches) else None
+
+        readline.set_completer(complete)
+        readline.parse_and_bind("tab: complete")
+    console.say("ready", "type 'help' for the commands", "ready")
+    while session.terminated is None:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        verb, _, rest = line.partition(" ")
+        event, _, raw = rest.strip().partition(" ")
+        if verb in ("quit", "exit"):
+            break
+        if verb not in ("send", "call") or not event:
+            console.say("help", _HELP, "dim")
+            continue
+        try:
+            value = json.loads(raw) if raw.strip() else None
+        except json.JSONDecodeError as exc:
+            console.say("error", f"not valid JSON: {exc.msg}", "end")
+            continue
+        known_events.add(event)
+        args = () if value is None else (value,)
+        try:
+            if verb == "send":
+                session.send(event, *args)
+            else:
+                console.emit(session.call(event, *args))
+        except (JamsocketError, TimeoutError, TypeError) as exc:
+            console.say("error", str(exc), "end")
+    return 0
+
+
+# -- status / terminate --------------------------------------------------------------------------
+
+
+def _configure_backend_command(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("backend_id", help="the backend's id")
+    _add_platform_arguments(parser)
+
+
+def _configure_terminate(parser: argparse.ArgumentParser) -> None:
+    _configure_backend_command(parser)
+    parser.add_argument("--hard", action="store_true", help="kill it instead of asking it to stop")
+
+
+@subcommand(
+    "status", help="print a backend's latest status as JSON", configure=_configure_backend_command
+)
+def _run_status(args: argparse.Namespace) -> int:
+    state: BackendState = _run_api(args, lambda api: api.status(args.backend_id))
+    Console().emit(state.to_dict())
+    return 0
+
+
+@subcommand("terminate", help="terminate a backend", configure=_configure_terminate)
+def _run_terminate(args: argparse.Namespace) -> int:
+    _run_api(args, lambda api: api.terminate(args.backend_id, hard=args.hard))
+    Console().say(
+        "terminate", f"{args.backend_id}: {'hard' if args.hard else 'soft'} terminate sent"
+    )
+    return 0

@@ -1,0 +1,132 @@
+"""jamsocket-rt connect / status / terminate, run as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jamsocket_rt.pytest_plugin import RunningDevServer
+
+CLI = [sys.executable, "-m", "jamsocket_rt"]
+
+
+def run(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_call_prints_the_acknowledgement_as_json(jamsocket_dev_server: RunningDevServer) -> None:
+    done = run("connect", "--api-url", jamsocket_dev_server.api_url, "--call", "echo", '{"a": [1]}')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"a": [1]}
+    assert "status     ready" in done.stderr
+    assert "\033[" not in done.stderr, "no colours when stderr is not a terminal"
+
+
+def test_send_then_the_event_stream_from_a_response_file(
+    jamsocket_dev_server: RunningDevServer, tmp_path: Path
+) -> None:
+    response = jamsocket_dev_server.connect(key="cli-room")
+    path = tmp_path / "response.json"
+    path.write_text(response.to_json())
+    listener = subprocess.Popen(
+        [*CLI, "connect", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        first = json.loads(listener.stdout.readline())
+        assert first["event"] == "welcome"
+        done = run("connect", str(path), "--send", "broadcast", '"from the cli"')
+        assert done.returncode == 0, done.stderr
+        line = json.loads(listener.stdout.readline())
+        assert line == {"event": "broadcast", "args": ["from the cli"]}
+        jamsocket_dev_server.terminate(response.backend_id)
+        assert listener.wait(15) == 0, "the listener ends with its backend"
+    finally:
+        listener.kill()
+        listener.wait()
+        assert listener.stderr is not None
+        stderr = listener.stderr.read()
+        listener.stdout.close()  # type: ignore[union-attr]
+        listener.stderr.close()
+    assert "terminated" in stderr
+
+
+def test_status_and_terminate(jamsocket_dev_server: RunningDevServer) -> None:
+    response = jamsocket_dev_server.connect()
+    url = jamsocket_dev_server.api_url
+    deadline = time.monotonic() + 20
+    while True:
+        done = run("status", response.backend_id, "--api-url", url)
+        if done.returncode == 0 and json.loads(done.stdout)["status"] == "ready":
+            break
+        assert time.monotonic() < deadline, done.stdout + done.stderr
+        time.sleep(0.2)
+    done = run("terminate", response.backend_id, "--api-url", url, "--hard")
+    assert done.returncode == 0, done.stderr
+    assert "hard terminate sent" in done.stderr
+    missing = run("status", "no-such-backend", "--api-url", url)
+    assert missing.returncode == 1
+    assert "404" in missing.stderr
+
+
+def test_missing_platform_settings_are_named() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAMSOCKET_")}
+    done = subprocess.run(
+        [*CLI, "status", "x", "--service", "s"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1
+    assert "--account" in done.stderr
+    assert "--token" in done.stderr
+
+
+def test_interactive_prompt_on_a_terminal(jamsocket_dev_server: RunningDevServer) -> None:
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [*CLI, "connect", "--api-url", jamsocket_dev_server.api_url],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        close_fds=True,
+    )
+    os.close(child)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 20) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"type 'help'")
+        assert b"\033[" in seen, "colours on a terminal"
+        os.write(main, b'call echo {"x": 5}\n')
+        read_until(b'{"x": 5}')
+        os.write(main, b"ca\t")  # tab completion of the command
+        read_until(b"call")
+        os.write(main, b"\x15quit\n")
+        assert proc.wait(15) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(main)
