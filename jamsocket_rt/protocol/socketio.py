@@ -18,6 +18,7 @@ the events it returns.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json as _stdlib_json
 import time
@@ -107,20 +108,32 @@ class StdlibJsonCodec:
     """The standard library's json, compact, refusing NaN and infinities (JSON has neither)."""
 
     def __init__(self) -> None:
-        # Building a JSONEncoder per call costs more than encoding a small event.
+        # Building a JSONEncoder per call costs more than encoding a small event, so one
+        # encoder serves every call and reaches the call's ``default`` through a context
+        # variable (safe across threads and tasks: encoding never awaits).
+        self._default: contextvars.ContextVar[Callable[[Any], Any] | None] = contextvars.ContextVar(
+            "default", default=None
+        )
         self._encoder = _stdlib_json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=self._fallback
         )
         self._decode = _stdlib_json.loads
+
+    def _fallback(self, value: Any) -> Any:
+        default = self._default.get()
+        if default is None:
+            raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        return default(value)
 
     def dumps(self, obj: Any, default: Callable[[Any], Any] | None = None) -> bytes:
         """Serializes ``obj`` to compact UTF-8 JSON (see :class:`JsonCodec`)."""
         if default is None:
             return self._encoder.encode(obj).encode()
-        encoder = _stdlib_json.JSONEncoder(
-            separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default
-        )
-        return encoder.encode(obj).encode()
+        token = self._default.set(default)
+        try:
+            return self._encoder.encode(obj).encode()
+        finally:
+            self._default.reset(token)
 
     def loads(self, data: str | bytes) -> Any:
         """Parses one JSON document."""
@@ -323,19 +336,11 @@ def encode_packet(packet: Packet, json: JsonCodec | None = None) -> list[Frame]:
 
 
 def _dumps(codec: JsonCodec, data: Any) -> tuple[bytes, list[bytes]]:
-    """Serializes ``data``, turning binary values into placeholders and attachments.
+    """Serializes ``data`` in one pass, turning binary values into placeholders and attachments.
 
     Raises:
         TypeError: something in ``data`` is neither JSON nor binary (or is NaN / infinite).
     """
-    try:
-        # Most events carry no binary: try without a collector first, so the common case
-        # never builds a closure or a per-call encoder.
-        return codec.dumps(data), []
-    except TypeError:
-        pass
-    except (ValueError, RecursionError) as exc:
-        raise TypeError(f"cannot serialize the arguments: {exc}") from None
     attachments: list[bytes] = []
 
     def collect(value: Any) -> Any:
@@ -489,6 +494,7 @@ class ClientProtocol:
         # A binary packet waiting for its attachments:
         # [type, ack id, data, expected count, received attachments, bytes so far]
         self._binary: list[Any] | None = None
+        self._early: list[ProtocolEvent] = []  # events that came before the CONNECT answer
 
     # ----------------------------------------------------------------------- liveness
 
@@ -601,7 +607,7 @@ class ClientProtocol:
             # Not ours: we only ever connect the default namespace.
             return []
         _check_payload(ptype, payload, ack_id, data)
-        if state is State.CONNECTING:
+        if state is State.CONNECTING and ptype != 2 and ptype != 5:
             return self._on_connect_answer(ptype, payload, data)
         if ptype == 5 or ptype == 6:
             placeholders = _count_placeholders(payload)
@@ -624,7 +630,13 @@ class ClientProtocol:
     def _complete(self, ptype: int, ack_id: int | None, payload: list[Any]) -> list[ProtocolEvent]:
         if ptype == 2:
             name = payload[0]
-            return [Event(name if type(name) is str else str(name), payload[1:], ack_id)]
+            event = Event(name if type(name) is str else str(name), payload[1:], ack_id)
+            if self.state is State.CONNECTING:
+                # python-socketio sends what its connect handler emits before the CONNECT
+                # answer; socket.io-client buffers such events until connected, and so do we.
+                self._early.append(event)
+                return []
+            return [event]
         assert ack_id is not None  # _check_payload made sure
         return [Ack(ack_id, payload)]
 
@@ -635,7 +647,8 @@ class ClientProtocol:
                 raise ProtocolError(f"CONNECT answer without a sid: {excerpt(data)}")
             self.sid = sid
             self.state = State.CONNECTED
-            return [Connected(sid)]
+            early, self._early = self._early, []
+            return [Connected(sid), *early]
         if ptype == 4:
             self.state = State.CLOSED
             return [ConnectError(None if payload is _NO_DATA else payload)]
