@@ -151,7 +151,6 @@ def test_open_defaults_max_payload() -> None:
 @pytest.mark.parametrize(
     ("before_connected", "problem"),
     [
-        ('42["early"]', "before the CONNECT answer"),
         ("40", "sid"),
         ('40{"nosid":1}', "sid"),
         (OPEN, "second Engine.IO OPEN"),
@@ -162,6 +161,20 @@ def test_out_of_place_before_connected(before_connected: str, problem: str) -> N
     proto.receive_text(OPEN)
     with pytest.raises(ProtocolError, match=problem):
         proto.receive_text(before_connected)
+
+
+def test_events_before_the_connect_answer_are_delivered_after_it() -> None:
+    # python-socketio sends what its connect handler emits before the CONNECT answer.
+    proto = ClientProtocol()
+    proto.receive_text(OPEN)
+    assert proto.receive_text('42["early",1]') == []
+    events = proto.receive_text('40{"sid":"s1"}')
+    assert [type(e).__name__ for e in events] == ["Connected", "Event"]
+    assert events[1] == Event("early", [1], None)
+    with pytest.raises(ProtocolError, match="before the CONNECT answer"):
+        proto2 = ClientProtocol()
+        proto2.receive_text(OPEN)
+        proto2.receive_text('431["ack before connecting"]')
 
 
 def test_message_before_open() -> None:
