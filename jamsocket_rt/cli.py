@@ -229,5 +229,25 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- load --------------------------------------------------------------------------------------
+
+
+def _configure_load(parser: argparse.ArgumentParser) -> None:
+    from .load._cli import configure
+
+    configure(parser)
+
+
+@subcommand(
+    "load",
+    help="load-test session backends: N sessions, paced calls, latency report, CI thresholds",
+    configure=_configure_load,
+)
+def _run_load(args: argparse.Namespace) -> int:
+    from .load._cli import run
+
+    return run(args, PROG)
+
+
 if __name__ == "__main__":
     sys.exit(main())

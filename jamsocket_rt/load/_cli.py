@@ -1,0 +1,327 @@
+"""``jamsocket-rt load``: its arguments, their checks, and the run (see ``jamsocket_rt.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import (
+    BUILTIN_SCENARIOS,
+    DevTarget,
+    FixedTarget,
+    JamsocketTarget,
+    LoadConfig,
+    PlaneTarget,
+    Target,
+    parse_keys,
+    parse_think_time,
+    thresholds_from,
+)
+
+#: Exit status when a --fail-if threshold held.
+EXIT_THRESHOLD = 3
+#: Exit status of a usage error (as argparse's).
+EXIT_USAGE = 2
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def convert(text: str) -> int | float:
+        try:
+            return kind(text)
+        except ValueError:
+            name = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+
+    return convert
+
+
+def _keys(text: str) -> str | int:
+    try:
+        return parse_keys(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--keys: ")) from None
+
+
+def _think(text: str) -> tuple[float, float]:
+    try:
+        return parse_think_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--think-time: ")) from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declares the arguments of ``jamsocket-rt load``."""
+    integer, number = _number(int), _number(float)
+    parser.epilog = (
+        "Without a target, a dev server with the bundled example backend is started for the "
+        "run. Exit status: 0, 1 on an error, 2 on a usage error, 3 when a --fail-if held."
+    )
+    target = parser.add_argument_group("target (one of; default: a local dev server)")
+    exclusive = target.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "--dev-backend",
+        metavar="COMMAND",
+        help="start the dev server with this backend command (default: the example backend)",
+    )
+    exclusive.add_argument(
+        "--jamsocket",
+        action="store_true",
+        help="use Jamsocket: --account/--service and JAMSOCKET_TOKEN, or the JAMSOCKET_* "
+        "variables (JAMSOCKET_DEV=true: a running dev server)",
+    )
+    exclusive.add_argument(
+        "--plane", metavar="URL", help="use the self-hosted Plane controller at URL"
+    )
+    exclusive.add_argument(
+        "--connect-response",
+        metavar="JSON|@FILE",
+        help="use this one ConnectResponse for every session (no platform API calls)",
+    )
+    target.add_argument("--account", help="Jamsocket account (default: JAMSOCKET_ACCOUNT)")
+    target.add_argument("--service", help="Jamsocket service (default: JAMSOCKET_SERVICE)")
+    target.add_argument("--api-url", help="Jamsocket API URL (default: JAMSOCKET_API_URL)")
+    target.add_argument("--image", help="Plane: the image to spawn")
+
+    load = parser.add_argument_group("load")
+    load.add_argument("--sessions", type=integer, default=10, metavar="N", help="default 10")
+    load.add_argument(
+        "--keys",
+        type=_keys,
+        default="shared",
+        metavar="new|shared|K",
+        help="a new backend per session, one shared key (default), or K keys round-robin",
+    )
+    load.add_argument("--key-prefix", default=None, help="default: jrt-load-RANDOM")
+    load.add_argument(
+        "--ramp-up",
+        type=number,
+        default=500.0,
+        metavar="PER_S",
+        help="sessions started per second (default 500; 0: all at once)",
+    )
+    load.add_argument(
+        "--duration",
+        type=number,
+        default=None,
+        metavar="SECONDS",
+        help="seconds of load after the ramp-up (default 10 unless --iterations)",
+    )
+    load.add_argument(
+        "--iterations", type=integer, default=None, metavar="N", help="iterations per session"
+    )
+    load.add_argument(
+        "--rate",
+        type=number,
+        default=1.0,
+        metavar="R",
+        help="calls (iterations) per second per session, spread evenly (default 1; "
+        "0: back to back)",
+    )
+    load.add_argument(
+        "--in-flight",
+        type=integer,
+        default=1,
+        metavar="W",
+        help="concurrent iterations per session (default 1)",
+    )
+    load.add_argument(
+        "--think-time",
+        type=_think,
+        default=(0.0, 0.0),
+        metavar="S|MIN-MAX",
+        help="pause after each iteration, with --rate 0",
+    )
+    load.add_argument(
+        "--scenario",
+        default="echo",
+        metavar="NAME|PATH.py[:FUNC]",
+        help="; ".join(f"{name}: {text}" for name, text in BUILTIN_SCENARIOS.items())
+        + "; or a file with async def scenario(session, user) (default echo)",
+    )
+    load.add_argument(
+        "--payload-size", type=integer, default=64, metavar="BYTES", help="default 64"
+    )
+    load.add_argument(
+        "--call-timeout", type=number, default=10.0, metavar="SECONDS", help="default 10"
+    )
+    load.add_argument(
+        "--ready-timeout", type=number, default=60.0, metavar="SECONDS", help="default 60"
+    )
+    load.add_argument(
+        "--transport",
+        default="websocket",
+        metavar="LIST",
+        help="websocket and/or polling, comma-separated, in order (default websocket)",
+    )
+    load.add_argument(
+        "--processes",
+        type=integer,
+        default=1,
+        metavar="P",
+        help="worker processes, one per core to use (default 1)",
+    )
+    load.add_argument(
+        "--terminate-backends",
+        action="store_true",
+        help="terminate the backends this run spawned, at the end",
+    )
+
+    out = parser.add_argument_group("report")
+    out.add_argument("--json", metavar="PATH", help="write the final report as JSON")
+    out.add_argument(
+        "--csv", metavar="PREFIX", help="write PREFIX_stats.csv and PREFIX_timeline.csv"
+    )
+    out.add_argument("--plot", metavar="PATH.png", help="plot latency over time and its spread")
+    out.add_argument(
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="exit with status 3 when EXPR holds, e.g. 'p99>50ms', 'echo:p99.9>=200ms', "
+        "'errors>0', 'error_rate>1%%', 'throughput<1000' (repeatable)",
+    )
+    out.add_argument(
+        "--interval",
+        type=number,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds per progress line and timeline row (default 1)",
+    )
+    out.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _read_response(text: str) -> dict[str, Any]:
+    raw = text
+    if text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise ValueError(f"--connect-response: cannot read {text[1:]!r}: {exc}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ValueError("--connect-response: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("--connect-response: expected a JSON object")
+    # Checked now (the error names every bad field) rather than in each worker.
+    from .._models import ConnectResponse
+
+    try:
+        ConnectResponse.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"--connect-response: {exc}") from None
+    return data
+
+
+def _target(args: argparse.Namespace) -> Target:
+    for flag, name in (("account", "--account"), ("service", "--service")):
+        if getattr(args, flag) is not None and not args.jamsocket:
+            raise ValueError(f"{name}: only with --jamsocket")
+    if args.image is not None and args.plane is None:
+        raise ValueError("--image: only with --plane")
+    if args.api_url is not None and not args.jamsocket:
+        raise ValueError("--api-url: only with --jamsocket")
+    if args.connect_response is not None:
+        return FixedTarget(_read_response(args.connect_response))
+    if args.plane is not None:
+        return PlaneTarget(args.plane, image=args.image, token=os.environ.get("PLANE_TOKEN"))
+    if args.jamsocket:
+        if args.account is None and args.service is None:
+            return JamsocketTarget(api_url=args.api_url)
+        env = os.environ
+        account = args.account or env.get("JAMSOCKET_ACCOUNT")
+        service = args.service or env.get("JAMSOCKET_SERVICE")
+        token = env.get("JAMSOCKET_TOKEN")
+        missing = [
+            name
+            for name, value in (
+                ("--account", account),
+                ("--service", service),
+                ("JAMSOCKET_TOKEN", token),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"--jamsocket: missing {', '.join(missing)}")
+        return JamsocketTarget(
+            account=account,
+            service=service,
+            token=token,
+            api_url=args.api_url or env.get("JAMSOCKET_API_URL"),
+        )
+    return DevTarget(args.dev_backend)
+
+
+def config_from_args(args: argparse.Namespace) -> LoadConfig:
+    """The LoadConfig of the parsed arguments.
+
+    Raises:
+        ValueError: an option is invalid (the message starts with its name).
+    """
+    duration = args.duration
+    if duration is None and args.iterations is None:
+        duration = 10.0
+    return LoadConfig(
+        target=_target(args),
+        sessions=args.sessions,
+        keys=args.keys,
+        key_prefix=args.key_prefix or f"jrt-load-{secrets.token_hex(3)}",
+        ramp_up=args.ramp_up,
+        duration=duration,
+        iterations=args.iterations,
+        rate=args.rate,
+        in_flight=args.in_flight,
+        think_time=args.think_time,
+        scenario=args.scenario,
+        payload_size=args.payload_size,
+        call_timeout=args.call_timeout,
+        ready_timeout=args.ready_timeout,
+        transports=tuple(t.strip() for t in args.transport.split(",") if t.strip()),
+        processes=args.processes,
+        interval=args.interval,
+        thresholds=thresholds_from(args.fail_if),
+        terminate_backends=args.terminate_backends,
+    )
+
+
+def run(args: argparse.Namespace, prog: str) -> int:
+    """Runs ``jamsocket-rt load`` with parsed arguments; returns the exit status."""
+    from .runner import run_load
+
+    try:
+        config = config_from_args(args)
+        for option, path in (("--json", args.json), ("--plot", args.plot)):
+            if path is not None and not Path(path).parent.is_dir():
+                raise ValueError(f"{option}: the directory of {path!r} does not exist")
+        if args.csv is not None and not Path(f"{args.csv}_stats.csv").parent.is_dir():
+            raise ValueError(f"--csv: the directory of {args.csv!r} does not exist")
+        from .runner import resolve_scenario
+
+        scenario = resolve_scenario(config)
+    except ValueError as exc:
+        print(f"{prog} load: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = None if args.quiet else sys.stderr
+    result = asyncio.run(run_load(config, scenario=scenario, progress=progress))
+    report = result.report
+    from .report import format_summary, write_csv, write_json
+
+    print(format_summary(report), flush=True)
+    if args.json:
+        write_json(report, args.json)
+        print(f"report: {args.json}")
+    if args.csv:
+        stats, timeline = write_csv(report, args.csv)
+        print(f"csv: {stats}, {timeline}")
+    if args.plot:
+        from .plot import write_plot
+
+        problem = write_plot(report, result.aggregate, args.plot)
+        print(f"plot: {args.plot}" if problem is None else f"plot skipped: {problem}")
+    return EXIT_THRESHOLD if result.failed_thresholds else 0
