@@ -20,8 +20,9 @@ nothing unless a test asks for one of its fixtures::
             ...
 
 Fixtures:
-    jamsocket_dev_server: a :class:`RunningDevServer` for the backend command of the test
-        (marker, else the ini option, else the bundled example backend). The server runs on
+    jamsocket_dev_server: a :class:`~jamsocket_rt.dev.BackgroundDevServer` for the backend
+        command of the test (marker, else the ini option, else the bundled example backend).
+        The server runs on
         its own event loop thread, so it serves sync and async tests alike; one per command,
         shared by the whole test session.
     jamsocket_session: a factory ``(key=None, **session_options) -> SyncSession`` that
@@ -30,16 +31,12 @@ Fixtures:
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
-from ._api import Jamsocket
-from ._models import ConnectResponse
-from .dev import EXAMPLE_BACKEND, DevServer
+from .dev import EXAMPLE_BACKEND, BackgroundDevServer
 from .sync.session import SyncSession
 
 T = TypeVar("T")
@@ -65,66 +62,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-class RunningDevServer:
-    """A :class:`~jamsocket_rt.dev.DevServer` on a background loop thread, for any test.
-
-    Attributes:
-        command: the backend command it runs.
-        api_url: its API URL (give it to ``Jamsocket.dev_server`` or ``JAMSOCKET_API_URL``).
-    """
-
-    def __init__(self, command: str | tuple[str, ...]) -> None:
-        self.command = command
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="jamsocket_rt dev server", daemon=True
-        )
-        self._thread.start()
-        self._server = DevServer(backend=command, quiet=False)
-        self._api: Jamsocket | None = None
-        try:
-            self._run(self._start())
-        except BaseException:
-            self.close()
-            raise
-        self.api_url = self._server.api_url
-
-    async def _start(self) -> None:
-        await self._server.start()
-        self._api = Jamsocket.dev_server(self._server.api_url)
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(120)
-
-    def connect(self, **fields: Any) -> ConnectResponse:
-        """Connect (spawning a backend, or reusing the one holding ``key``); blocking.
-
-        Args:
-            **fields: ConnectRequest fields: key, spawn, user, auth.
-        """
-        assert self._api is not None
-        return self._run(self._api.connect(**fields))
-
-    def terminate(self, backend_id: str, hard: bool = False) -> None:
-        """Terminate a backend; blocking."""
-        assert self._api is not None
-        self._run(self._api.terminate(backend_id, hard=hard))
-
-    def close(self) -> None:
-        async def stop() -> None:
-            if self._api is not None:
-                await self._api.aclose()
-            await self._server.close()
-
-        if self._thread.is_alive():
-            try:
-                self._run(stop())
-            finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(30)
-        self._loop.close()
-
-
 def _command_for(request: pytest.FixtureRequest) -> str | tuple[str, ...]:
     marker = request.node.get_closest_marker(MARKER)
     if marker is not None:
@@ -139,11 +76,11 @@ class _Servers:
     """One running dev server per backend command for the whole test session."""
 
     def __init__(self) -> None:
-        self._by_command: dict[str | tuple[str, ...], RunningDevServer] = {}
+        self._by_command: dict[str | tuple[str, ...], BackgroundDevServer] = {}
 
-    def get(self, command: str | tuple[str, ...]) -> RunningDevServer:
+    def get(self, command: str | tuple[str, ...]) -> BackgroundDevServer:
         if command not in self._by_command:
-            self._by_command[command] = RunningDevServer(command)
+            self._by_command[command] = BackgroundDevServer(command)
         return self._by_command[command]
 
     def close(self) -> None:
@@ -162,14 +99,14 @@ def _jamsocket_servers() -> Iterator[_Servers]:
 @pytest.fixture
 def jamsocket_dev_server(
     request: pytest.FixtureRequest, _jamsocket_servers: _Servers
-) -> RunningDevServer:
+) -> BackgroundDevServer:
     """The dev server for this test's backend command (see the module docstring)."""
     return _jamsocket_servers.get(_command_for(request))
 
 
 @pytest.fixture
 def jamsocket_session(
-    jamsocket_dev_server: RunningDevServer,
+    jamsocket_dev_server: BackgroundDevServer,
 ) -> Iterator[Callable[..., SyncSession]]:
     """A factory of connected SyncSessions on the dev server; all closed after the test."""
     opened: list[SyncSession] = []

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from jamsocket_rt.pytest_plugin import RunningDevServer
+from jamsocket_rt.dev import BackgroundDevServer
 
 CLI = [sys.executable, "-m", "jamsocket_rt"]
 
@@ -24,7 +24,7 @@ def run(
     )
 
 
-def test_call_prints_the_acknowledgement_as_json(jamsocket_dev_server: RunningDevServer) -> None:
+def test_call_prints_the_acknowledgement_as_json(jamsocket_dev_server: BackgroundDevServer) -> None:
     done = run("connect", "--api-url", jamsocket_dev_server.api_url, "--call", "echo", '{"a": [1]}')
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"a": [1]}
@@ -33,7 +33,7 @@ def test_call_prints_the_acknowledgement_as_json(jamsocket_dev_server: RunningDe
 
 
 def test_send_then_the_event_stream_from_a_response_file(
-    jamsocket_dev_server: RunningDevServer, tmp_path: Path
+    jamsocket_dev_server: BackgroundDevServer, tmp_path: Path
 ) -> None:
     response = jamsocket_dev_server.connect(key="cli-room")
     path = tmp_path / "response.json"
@@ -65,7 +65,7 @@ def test_send_then_the_event_stream_from_a_response_file(
     assert "terminated" in stderr
 
 
-def test_status_and_terminate(jamsocket_dev_server: RunningDevServer) -> None:
+def test_status_and_terminate(jamsocket_dev_server: BackgroundDevServer) -> None:
     response = jamsocket_dev_server.connect()
     url = jamsocket_dev_server.api_url
     deadline = time.monotonic() + 20
@@ -93,7 +93,7 @@ def test_missing_platform_settings_are_named() -> None:
     assert "--token" in done.stderr
 
 
-def test_interactive_prompt_on_a_terminal(jamsocket_dev_server: RunningDevServer) -> None:
+def test_interactive_prompt_on_a_terminal(jamsocket_dev_server: BackgroundDevServer) -> None:
     main, child = pty.openpty()
     proc = subprocess.Popen(
         [*CLI, "connect", "--api-url", jamsocket_dev_server.api_url],

@@ -171,9 +171,9 @@ def test_events_before_the_connect_answer_are_delivered_after_it() -> None:
     events = proto.receive_text('40{"sid":"s1"}')
     assert [type(e).__name__ for e in events] == ["Connected", "Event"]
     assert events[1] == Event("early", [1], None)
+    proto2 = ClientProtocol()
+    proto2.receive_text(OPEN)
     with pytest.raises(ProtocolError, match="before the CONNECT answer"):
-        proto2 = ClientProtocol()
-        proto2.receive_text(OPEN)
         proto2.receive_text('431["ack before connecting"]')
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 import jamsocket_rt as jrt
-from jamsocket_rt.pytest_plugin import RunningDevServer
+from jamsocket_rt.dev import BackgroundDevServer
 from jamsocket_rt.sync.session import _LoopThread
 
 
 @pytest.fixture
-def dev(jamsocket_dev_server: RunningDevServer) -> RunningDevServer:
+def dev(jamsocket_dev_server: BackgroundDevServer) -> BackgroundDevServer:
     """The project's own pytest plugin serves these tests (bundled example backend)."""
     return jamsocket_dev_server
 
@@ -23,7 +23,7 @@ def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "jamsocket_rt loop"]
 
 
-def test_blocking_session_in_a_plain_script(dev: RunningDevServer) -> None:
+def test_blocking_session_in_a_plain_script(dev: BackgroundDevServer) -> None:
     welcomes: list[Any] = []
     session = jrt.SyncSession(dev.connect())
     session.on("welcome", welcomes.append)
@@ -42,7 +42,7 @@ def test_blocking_session_in_a_plain_script(dev: RunningDevServer) -> None:
     assert loop_threads() == [], "closing the last SyncSession stops its loop thread"
 
 
-def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: RunningDevServer) -> None:
+def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: BackgroundDevServer) -> None:
     seen: list[str] = []
     errors: list[BaseException] = []
     with jrt.SyncSession(dev.connect()) as s:
@@ -61,7 +61,7 @@ def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: RunningDevS
         assert "would wait for itself" in str(errors[0])
 
 
-def test_several_sessions_from_worker_threads_share_one_loop(dev: RunningDevServer) -> None:
+def test_several_sessions_from_worker_threads_share_one_loop(dev: BackgroundDevServer) -> None:
     results: dict[int, Any] = {}
 
     def worker(n: int) -> None:
@@ -79,7 +79,7 @@ def test_several_sessions_from_worker_threads_share_one_loop(dev: RunningDevServ
     assert _LoopThread._users == 0
 
 
-async def test_works_inside_a_running_event_loop(dev: RunningDevServer) -> None:
+async def test_works_inside_a_running_event_loop(dev: BackgroundDevServer) -> None:
     # As in a Jupyter cell: blocking calls made from code that runs on an event loop.
     response = dev.connect()
     with jrt.SyncSession(response) as s:
@@ -87,7 +87,7 @@ async def test_works_inside_a_running_event_loop(dev: RunningDevServer) -> None:
     assert asyncio.get_running_loop().is_running()
 
 
-def test_errors_surface_in_the_calling_thread(dev: RunningDevServer) -> None:
+def test_errors_surface_in_the_calling_thread(dev: BackgroundDevServer) -> None:
     with jrt.SyncSession(dev.connect()) as s:
         with pytest.raises(TimeoutError):
             s.call("sleep", 5, timeout=0.2)

@@ -5,6 +5,7 @@ default the bundled :mod:`jamsocket_rt.dev.example_backend`), and serves the sam
 as the official ``jamsocket dev`` server, so clients written for Jamsocket work against it.
 """
 
+from ._background import BackgroundDevServer
 from ._server import EXAMPLE_BACKEND, DevServer
 
-__all__ = ["EXAMPLE_BACKEND", "DevServer"]
+__all__ = ["EXAMPLE_BACKEND", "BackgroundDevServer", "DevServer"]
