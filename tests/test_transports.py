@@ -118,8 +118,28 @@ async def test_connect_and_events_both_ways(peer: str, connect: Connect) -> None
     transport.emit("push", ["bare"])
     assert await recorder.wait_event("hello") == [1, {"a": [1, None]}, "é"]
     assert await recorder.wait_event("bare") == []
-    assert [ack for _, _, ack in recorder.events] == [None, None]
+    assert [ack for name, _, ack in recorder.events if name != "welcome"] == [None, None]
     assert recorder.losses == []
+
+
+async def test_welcome_comes_first_and_after_connect(peer: str, kind: str) -> None:
+    transport = make_transport(kind)
+    seen: list[tuple[str, bool]] = []
+
+    class Watcher(Recorder):
+        def transport_event(self, event: str, args: list[Any], ack: Any) -> None:
+            seen.append((event, transport.connected))
+            super().transport_event(event, args, ack)
+
+    recorder = Watcher()
+    await transport.connect(target(kind, peer), recorder)
+    try:
+        transport.emit("push", ["later"])
+        await recorder.wait_event("later")
+        assert seen == [("welcome", True), ("later", True)]
+        assert recorder.received("welcome") == [[{"sid": transport.sid}]]
+    finally:
+        await transport.close()
 
 
 async def test_server_event_with_ack(peer: str, connect: Connect) -> None:
@@ -135,7 +155,7 @@ async def test_ack_responder_is_single_use(peer: str, connect: Connect) -> None:
     transport = await connect(peer, recorder)
     transport.emit("ask", ["q"])
     await recorder.wait_event("q")
-    ack = recorder.events[0][2]
+    [ack] = [ack for name, _, ack in recorder.events if name == "q"]
     with pytest.raises(TypeError):
         ack([{1, 2}])  # not serializable: the responder stays usable
     ack([])
@@ -439,7 +459,8 @@ async def test_listener_errors_do_not_break_the_connection(python_origin: str) -
         transport.emit("push", ["boom"])
         await recorder.wait_event("boom")
         assert await call(transport, "echo", 1) == [1]
-        assert [str(c["exception"]) for c in reported] == ["listener bug"]
+        # welcome and boom
+        assert [str(c["exception"]) for c in reported] == ["listener bug", "listener bug"]
         await transport.close()
     finally:
         loop.set_exception_handler(None)

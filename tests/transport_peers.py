@@ -111,6 +111,8 @@ def _python_app(
             raise socketio.exceptions.ConnectionRefusedError("rejected by peer", {"reason": "test"})
         auths[sid] = auth or None
         headers[sid] = environ.get("HTTP_X_PEER_TEST")
+        # python-socketio sends this before its CONNECT answer: clients must hold it back.
+        await sio.emit("welcome", {"sid": sid}, to=sid)
 
     @sio.on("echo")
     async def echo(sid: str, *args: Any) -> tuple[Any, ...]:

@@ -57,6 +57,8 @@ class TransportCore:
         self._listener: TransportListener | None = None
         self._sid: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Events held back until connect() has returned (see _hold_events).
+        self._held: list[tuple[str, list[Any], AckResponder | None]] | None = None
 
     @property
     def sid(self) -> str | None:
@@ -97,9 +99,24 @@ class TransportCore:
     def _on_lost(self) -> None:
         """Hook: release what must go at once when the connection is lost."""
 
+    def _hold_events(self) -> None:
+        """Holds back events from now until :meth:`_release_events` (for a library that
+        delivers events while its connect() is still running)."""
+        self._held = []
+
+    def _release_events(self) -> None:
+        """Delivers the held-back events, in order, and stops holding them back."""
+        held, self._held = self._held, None
+        if self._phase is Phase.CONNECTED:
+            for name, args, ack in held or ():
+                self._deliver_event(name, args, ack)
+
     def _deliver_event(self, name: str, args: list[Any], ack: AckResponder | None) -> None:
         listener = self._listener
         if listener is None:
+            return
+        if self._held is not None:
+            self._held.append((name, args, ack))
             return
         try:
             listener.transport_event(name, args, ack)

@@ -146,6 +146,9 @@ class PythonSocketIOTransport(TransportCore):
         client.on("*", self._on_event)
         client.on("disconnect", self._on_disconnect)
         client.on("connect_error", self._on_connect_error)
+        # python-socketio delivers what a server sends with its CONNECT answer (or, for
+        # python-socketio servers, before it) while connect() still runs: hold it back.
+        self._hold_events()
         try:
             await asyncio.wait_for(
                 client.connect(
@@ -189,6 +192,7 @@ class PythonSocketIOTransport(TransportCore):
             raise
         self._sid = client.get_sid("/")
         self._phase = Phase.CONNECTED
+        loop.call_soon(self._release_events)
         self._writer = loop.create_task(self._write_loop())
 
     # ----------------------------------------------------------------------- receiving

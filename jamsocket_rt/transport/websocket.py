@@ -185,6 +185,7 @@ class WebSocketTransport(TransportCore):
             TimeoutError: ``target.connect_timeout`` elapsed.
         """
         loop = self._begin_connect(listener)
+        self._hold_events()
         host = host_of(target)
         if self._session is None:
             self._session = _SharedSession.acquire(loop)
@@ -219,6 +220,7 @@ class WebSocketTransport(TransportCore):
         self._phase = Phase.CONNECTED
         self._arm_liveness()
         self._reader = loop.create_task(self._read_loop())
+        loop.call_soon(self._release_events)
 
     async def _open(self, target: ConnectTarget) -> None:
         assert self._session is not None
@@ -269,6 +271,13 @@ class WebSocketTransport(TransportCore):
                     )
                 if isinstance(event, Connected):
                     self._sid = event.sid
+                if isinstance(event, Event):
+                    # Sent with (python-socketio: before) the CONNECT answer: held back until
+                    # connect() has returned.
+                    ack_id = event.ack_id
+                    self._deliver_event(
+                        event.name, event.args, None if ack_id is None else self._responder(ack_id)
+                    )
                 if isinstance(event, Disconnected):
                     raise ConnectionError(
                         f"{host_of(target)} disconnected during the Socket.IO handshake"

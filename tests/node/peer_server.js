@@ -5,6 +5,9 @@
 //
 // Listens on 127.0.0.1 on a free port and prints "listening on PORT" once.
 //
+// It emits "welcome" {sid} to each socket as it connects (the Python peer does so from its
+// connect handler, i.e. before the CONNECT answer).
+//
 // Events it handles:
 //   echo (...args), ack          acknowledges with exactly its arguments
 //   push (name, ...args)         emits `name` with those arguments to the sender
@@ -52,6 +55,7 @@ function splitAck(args) {
 }
 
 io.on("connection", (socket) => {
+  socket.emit("welcome", { sid: socket.id });
   socket.on("echo", (...raw) => {
     const [args, ack] = splitAck(raw);
     ack(...args);
