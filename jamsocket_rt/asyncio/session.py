@@ -35,6 +35,7 @@ from ..protocol.session import (
     Outbox,
     Outgoing,
     StatusTracker,
+    check_event_name,
     checked_copy,
     payload_of,
 )
@@ -49,6 +50,10 @@ ConnectCallable = Callable[[], Awaitable[ConnectResponse]]
 TransportFactory = Callable[[ConnectTarget], Transport]
 
 _TRANSPORTS = ("websocket", "polling")
+_OVERFLOW_POLICIES = ("error", "drop_oldest", "pause")
+
+# The handler backlog's reason to pause reading (streams use themselves).
+_BACKLOG = "backlog"
 
 #: The event name that catches every event, as in python-socketio: ``handler(event, *args)``.
 ANY_EVENT = "*"
@@ -106,16 +111,19 @@ class _Call:
 class EventStream(AsyncIterator[Any]):
     """Every occurrence of one event, in order, from the moment ``stream()`` was called.
 
-    Buffers at most ``maxsize`` events. When the consumer falls behind, the ``overflow``
-    policy applies: "error" (default) ends the iteration with :class:`StreamOverflow` once the
+    Buffers about ``maxsize`` events. When the consumer falls behind, the ``overflow`` policy
+    applies: "error" (default) ends the iteration with :class:`StreamOverflow` once the
     buffered events are consumed; "drop_oldest" discards the oldest and counts them in
-    ``dropped``. Use as ``async for payload in session.stream("event")`` or as an async
-    context manager; ``aclose()`` unregisters it.
+    ``dropped``; "pause" loses nothing: the session stops reading from the connection (every
+    event waits, unread, in TCP buffers) until the consumer is down to half the buffer. A
+    paused connection delivers no acknowledgement either, so a consumer must not await a
+    ``call()`` while its stream is full. Use as ``async for payload in session.stream("event")``
+    or as an async context manager; ``aclose()`` unregisters it.
     """
 
     def __init__(self, session: Session, event: str, maxsize: int, overflow: str) -> None:
-        if overflow not in ("error", "drop_oldest"):
-            raise ValueError('overflow: expected "error" or "drop_oldest"')
+        if overflow not in _OVERFLOW_POLICIES:
+            raise ValueError(f"overflow: expected one of {_OVERFLOW_POLICIES}")
         if maxsize < 1:
             raise ValueError("maxsize: expected a positive integer")
         self._session = session
@@ -129,6 +137,12 @@ class EventStream(AsyncIterator[Any]):
 
     def _push(self, payload: Any) -> None:
         if self._end is not None:
+            return
+        if self._overflow == "pause":
+            self._buffer.append(payload)
+            if len(self._buffer) >= self._maxsize:
+                self._session._hold_reading(self)
+            self._wake()
             return
         if len(self._buffer) >= self._maxsize:
             if self._overflow == "drop_oldest":
@@ -148,6 +162,7 @@ class EventStream(AsyncIterator[Any]):
         if self._end is None:
             self._end = end
             self._session._streams.remove(self.event, self)
+            self._session._release_reading(self)
             self._wake()
 
     def _wake(self) -> None:
@@ -168,7 +183,10 @@ class EventStream(AsyncIterator[Any]):
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._buffer.popleft()
+        payload = self._buffer.popleft()
+        if self._overflow == "pause" and len(self._buffer) <= self._maxsize // 2:
+            self._session._release_reading(self)
+        return payload
 
     async def aclose(self) -> None:
         self._finish(StopAsyncIteration())
@@ -251,7 +269,13 @@ class Session:
         disconnect_grace: after a connection loss, how long to wait for a ``terminated``
             status before trying to reconnect (the disconnect arrives a little before it).
         stream_maxsize: default buffer of ``stream()``.
-        max_payload: largest inbound message accepted, in bytes.
+        max_payload: largest inbound message accepted, in bytes; a larger one ends the
+            connection (reported to ``on_disconnect``), which then reconnects.
+        max_backlog: how many handler runs may wait for slow (async) handlers; at this
+            high-water mark the session stops reading from the connection (back-pressure:
+            nothing is dropped, everything waits unread) until the backlog is down to half.
+            A handler that awaits ``call()`` while the backlog is full waits for an answer
+            that cannot be read until the call times out: keep such handlers few and short.
 
     Raises:
         InvalidResponse: ``response`` does not fit.
@@ -277,6 +301,7 @@ class Session:
         disconnect_grace: float = 0.25,
         stream_maxsize: int = 1000,
         max_payload: int = 16 * 1024 * 1024,
+        max_backlog: int = 1000,
         transport_factory: TransportFactory | None = None,
     ) -> None:
         if response is None and connect is None:
@@ -291,6 +316,10 @@ class Session:
             raise ValueError("max_queue: expected a positive integer")
         if not isinstance(stream_maxsize, int) or stream_maxsize < 1:
             raise ValueError("stream_maxsize: expected a positive integer")
+        if not isinstance(max_backlog, int) or max_backlog < 2:
+            raise ValueError("max_backlog: expected an integer of at least 2")
+        if not isinstance(max_payload, int) or max_payload < 1:
+            raise ValueError("max_payload: expected a positive integer")
         _positive("reconnect_delay[0]", reconnect_delay[0], allow_none=False)
         _positive("reconnect_delay[1]", reconnect_delay[1], allow_none=False)
         if connect is not None and not callable(connect):
@@ -310,6 +339,7 @@ class Session:
         self._disconnect_grace = disconnect_grace
         self._stream_maxsize = stream_maxsize
         self._max_payload = max_payload
+        self._max_backlog = max_backlog
         self._transport_factory = transport_factory or _default_transport_factory
 
         self._tracker = StatusTracker()
@@ -323,6 +353,7 @@ class Session:
         self._backlog: deque[tuple[tuple[_Handler, ...], tuple[Any, ...], AckResponder | None]]
         self._backlog = deque()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._pausers: set[object] = set()  # why reading is paused (backlog, full streams)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: Transport | None = None
@@ -334,10 +365,13 @@ class Session:
         self._started = False
         self._closed = False
         self._failure: JamsocketError | None = None
+        self._status_error: JamsocketError | None = None
 
         self.events_sent = 0
         self.events_received = 0
         self.last_round_trip: float | None = None
+        #: How many times reading was paused because handlers or streams fell behind.
+        self.read_pauses = 0
 
     # ------------------------------------------------------------------ properties
 
@@ -453,7 +487,10 @@ class Session:
         if self._subscription is not None:
             self._subscription.close()
         self._tracker = StatusTracker()
-        self._subscription = status_hub.subscribe(response, self._on_state, ssl=self._ssl)
+        self._status_error = None
+        self._subscription = status_hub.subscribe(
+            response, self._on_state, ssl=self._ssl, on_error=self._on_status_error
+        )
 
     def _on_state(self, state: BackendState) -> None:
         if not self._tracker.update(state):
@@ -466,6 +503,20 @@ class Session:
         elif state.is_terminated:
             self._on_terminated(state)
 
+    def _on_status_error(self, error: JamsocketError) -> None:
+        """The status can no longer be followed (a bad stream, a certificate that fails)."""
+        self._status_error = error
+        assert self._state_changed is not None
+        self._state_changed.set()  # a wait for ready ends with this error
+        if self._tracker.ready:
+            # The connection goes on; termination is then heard from the proxy (a 410 on
+            # reconnect leads to a probe of the status), not from the stream.
+            self._fire("error", error)
+
+    def _check_status_error(self) -> None:
+        if self._status_error is not None and not self._tracker.ready:
+            raise self._status_error
+
     async def _wait_ready(self) -> None:
         assert self._state_changed is not None
         try:
@@ -473,13 +524,17 @@ class Session:
                 while not self._tracker.ready:
                     if self._tracker.terminal is not None:
                         raise BackendTerminated(self._tracker.terminal)
+                    self._check_status_error()
                     self._state_changed.clear()
                     await self._state_changed.wait()
         except TimeoutError:
             last = self.status.status if self.status is not None else "none yet"
+            problem = self._subscription.last_problem if self._subscription else None
             raise ReadyTimeout(
                 f"backend {self.backend_id} was not ready after {self._ready_timeout} s "
-                f"(last status: {last})"
+                f"(last status: {last}"
+                + (f"; the status could not be read: {problem}" if problem else "")
+                + ")"
             ) from None
         if self._tracker.terminal is not None:
             raise BackendTerminated(self._tracker.terminal)
@@ -497,6 +552,7 @@ class Session:
                 while not self.ready:
                     if self._tracker.terminal is not None:
                         raise BackendTerminated(self._tracker.terminal)
+                    self._check_status_error()
                     assert self._state_changed is not None
                     self._state_changed.clear()
                     await self._state_changed.wait()
@@ -539,6 +595,10 @@ class Session:
             try:
                 transport = await self._open_first_working()
             except TokenExpired:
+                # A 410 says "unknown, expired or ended": if the backend has ended, the status
+                # says so (perhaps before the stream does); that is the better answer.
+                if self._tracker.terminal is None and self._subscription is not None:
+                    await self._subscription.probe()
                 if self._tracker.terminal is not None:
                     raise BackendTerminated(self._tracker.terminal) from None
                 if self._connect_fn is None:
@@ -552,6 +612,8 @@ class Session:
                 await transport.close()
                 raise BackendTerminated(self._tracker.terminal)
             self._transport = transport
+            if self._pausers:  # handlers or streams are still behind
+                transport.pause_reading()
             return
 
     async def _open_first_working(self) -> Transport:
@@ -654,8 +716,9 @@ class Session:
         else:
             if call.future.done():
                 return
-            self._inflight[id(call)] = call
             transport.emit(event, args, lambda ack_args: self._acked(call, ack_args))
+            # Only once written: an emit that raises (TypeError) leaves nothing in flight.
+            self._inflight[id(call)] = call
         self.events_sent += 1
 
     def _acked(self, call: _Call, args: list[Any]) -> None:
@@ -672,10 +735,13 @@ class Session:
         lost; use :meth:`call` when you need to know.
 
         Raises:
-            TypeError: an argument cannot be serialized (nothing was queued).
+            TypeError: an argument cannot be serialized, or ``event`` is not a string (nothing
+                was queued).
+            ValueError: ``event`` is empty or one of Socket.IO's reserved names.
             SendQueueFull: ``max_queue`` sends are already waiting.
             BackendTerminated: the backend has terminated.
         """
+        check_event_name(event)
         self._check_usable()
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
@@ -712,13 +778,17 @@ class Session:
             TimeoutError: no answer within ``timeout``.
             ConnectionLost: the connection dropped first (and ``retry`` was False).
             BackendTerminated: the backend terminated first.
-            TypeError: an argument cannot be serialized (nothing was sent).
+            TypeError: an argument cannot be serialized, or ``event`` is not a string (nothing
+                was sent).
+            ValueError: ``event`` is empty or one of Socket.IO's reserved names.
         """
+        check_event_name(event)
         self._check_usable()
         loop = self._loop_or_raise()
         effective = self._call_timeout if isinstance(timeout, _Default) else timeout
         future: asyncio.Future[Any] = loop.create_future()
-        call = _Call(event, list(args), future, retry)
+        # A call that may be sent again keeps a copy: the caller may change its arguments.
+        call = _Call(event, checked_copy(args) if retry else list(args), future, retry)
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
             try:
@@ -904,6 +974,8 @@ class Session:
             self._run_sync(handlers, args, ack)
             return
         self._backlog.append((handlers, args, ack))
+        if len(self._backlog) >= self._max_backlog:
+            self._hold_reading(_BACKLOG)
         if self._dispatcher is None and not self._closed:
             self._dispatcher = self._loop_or_raise().create_task(
                 self._drain_backlog(), name="jamsocket_rt dispatch"
@@ -942,8 +1014,29 @@ class Session:
                 if ack is not None:
                     self._answer(ack, answer)
                 self._backlog.popleft()
+                if len(self._backlog) <= self._max_backlog // 2:
+                    self._release_reading(_BACKLOG)
         finally:
             self._dispatcher = None
+            self._release_reading(_BACKLOG)
+
+    def _hold_reading(self, reason: object) -> None:
+        """Stop reading from the connection while ``reason`` (a backlog, a stream) is behind."""
+        if reason in self._pausers:
+            return
+        if not self._pausers:
+            self.read_pauses += 1
+            logger.debug("handlers or streams are behind: reading paused")
+            if self._transport is not None:
+                self._transport.pause_reading()
+        self._pausers.add(reason)
+
+    def _release_reading(self, reason: object) -> None:
+        if reason not in self._pausers:
+            return
+        self._pausers.discard(reason)
+        if not self._pausers and self._transport is not None:
+            self._transport.resume_reading()
 
     def _answer(self, ack: AckResponder, answer: Any) -> None:
         try:

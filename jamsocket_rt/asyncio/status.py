@@ -4,6 +4,12 @@ A load test may open a thousand sessions on one backend; they must not open a th
 streams. :func:`subscribe` hands out subscriptions to a shared :class:`StatusWatcher`, which
 reads ``status_url`` once, follows its stream (and ``ready_url`` where there is one) and replays
 everything it has seen to each new subscriber, so every Session tells the same story.
+
+A stream that drops is resumed (with backoff) for as long as the backend lives; what the server
+says twice (a replayed history) is told once. A stream that cannot be trusted (a body that is
+not a status stream, a status that does not parse, a line over the limit, a refusal that
+retrying will not change, a certificate that does not verify) ends the watcher: its subscribers
+get the error, and the next subscription starts a fresh watcher.
 """
 
 from __future__ import annotations
@@ -14,17 +20,19 @@ import logging
 import ssl as ssl_module
 from collections.abc import Callable
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .._api import fetch_status, follow_status_stream
-from .._errors import JamsocketError
+from .._errors import ApiConnectionError, JamsocketError
 from .._models import BackendState, BackendStatus, ConnectResponse
 from ..protocol.session import StatusTracker
 
 logger = logging.getLogger("jamsocket_rt.status")
 
 StateCallback = Callable[[BackendState], None]
+ErrorCallback = Callable[[JamsocketError], None]
 
 #: How often ready_url is polled while the backend is not ready yet.
 READY_POLL_INTERVAL = 0.25
@@ -32,13 +40,33 @@ READY_POLL_INTERVAL = 0.25
 #: How long the stream may stay silent before the first GET's status is published instead.
 STREAM_SILENCE_FALLBACK = 1.0
 
+#: Seconds allowed for a probe of the status (see :meth:`Subscription.probe`).
+PROBE_TIMEOUT = 5.0
+
 
 class Subscription:
     """A Session's handle on a shared watcher; ``close()`` it when done (idempotent)."""
 
-    def __init__(self, watcher: StatusWatcher, callback: StateCallback) -> None:
+    def __init__(
+        self, watcher: StatusWatcher, callback: StateCallback, on_error: ErrorCallback | None
+    ) -> None:
         self._watcher: StatusWatcher | None = watcher
         self.callback = callback
+        self.on_error = on_error
+
+    @property
+    def last_problem(self) -> str | None:
+        """Why the status could not be read lately (for error messages), or None."""
+        return self._watcher.last_problem if self._watcher is not None else None
+
+    async def probe(self) -> None:
+        """Read the status once now; a new status reaches every subscriber as usual.
+
+        For a moment when the stream may be behind (the proxy refused a token: has the
+        backend ended?). Failures are ignored: the stream goes on.
+        """
+        if self._watcher is not None:
+            await self._watcher.probe()
 
     def close(self) -> None:
         """Unsubscribe; a watcher left without subscribers closes in the background."""
@@ -76,13 +104,22 @@ class StatusWatcher:
         self._subscribers: list[Subscription] = []
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        #: The error that ended the watcher, if one did.
+        self.error: JamsocketError | None = None
+        #: The last failure to read the status (a description without credentials).
+        self.last_problem: str | None = None
 
-    def subscribe(self, callback: StateCallback) -> Subscription:
-        subscription = Subscription(self, callback)
+    def subscribe(
+        self, callback: StateCallback, on_error: ErrorCallback | None = None
+    ) -> Subscription:
+        subscription = Subscription(self, callback, on_error)
         self._subscribers.append(subscription)
         for state in list(self.history):
             callback(state)
-        if not self._tasks:
+        if self.error is not None:
+            if on_error is not None:
+                on_error(self.error)
+        elif not self._tasks:
             self._start()
         return subscription
 
@@ -112,9 +149,43 @@ class StatusWatcher:
             except Exception:  # a subscriber's bug must not stop the others' statuses
                 logger.exception("status callback failed")
         if state.is_terminated:
-            for task in self._tasks:
-                if task is not asyncio.current_task():
-                    task.cancel()
+            self._stop_tasks()
+
+    def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+
+    def _fail(self, error: JamsocketError) -> None:
+        """The status cannot be followed any more: tell every subscriber, and stop."""
+        if self.error is not None or self._tracker.terminal is not None:
+            return
+        logger.warning("status of %s cannot be followed: %s", self._where(), error)
+        self.error = error
+        self._on_empty(self)  # the next subscription starts afresh
+        self._stop_tasks()
+        for subscription in list(self._subscribers):
+            if subscription.on_error is None:
+                continue
+            try:
+                subscription.on_error(error)
+            except Exception:  # a subscriber's bug must not stop the others'
+                logger.exception("status error callback failed")
+
+    def _where(self) -> str:
+        # Origin and path only: a query string could carry a credential.
+        parts = urlsplit(self.status_url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+    async def probe(self) -> None:
+        if self._http is None or self.error is not None or self._tracker.terminal is not None:
+            return
+        try:
+            state = await fetch_status(self._http, self.status_url, timeout=PROBE_TIMEOUT)
+        except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.last_problem = f"{type(exc).__name__}: {exc}"
+            return
+        self._publish(state)
 
     async def _read_once(self) -> None:
         """GET the status once, in parallel with the stream.
@@ -128,6 +199,19 @@ class StatusWatcher:
         try:
             state = await fetch_status(self._http, self.status_url, retries=1)
         except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.last_problem = f"{type(exc).__name__}: {exc}"
+            unverified = _certificate_failed(exc)
+            if unverified is not None:
+                # Retrying cannot make a certificate verify: say so now, not at ReadyTimeout.
+                host = urlsplit(self.status_url).netloc
+                self._fail(
+                    ApiConnectionError(
+                        f"the TLS certificate of {host} did not verify ({unverified}); pass "
+                        "ssl= an SSLContext that trusts it (or ssl=False to skip verification)",
+                        host,
+                    )
+                )
+                return
             logger.debug("status read failed (%s); following the stream", type(exc).__name__)
             return
         if not state.is_terminated:
@@ -137,12 +221,16 @@ class StatusWatcher:
     async def _follow(self) -> None:
         assert self._http is not None
         # While a session lives, never give up on the stream: it is how termination is heard.
+        # Only what retrying cannot mend (InvalidResponse, a 4xx) ends it.
         stream = follow_status_stream(self._http, self.status_url, max_retries=None)
-        async with stream:
-            async for state in stream:
-                self._publish(state)
-                if state.is_terminated:
-                    return
+        try:
+            async with stream:
+                async for state in stream:
+                    self._publish(state)
+                    if state.is_terminated:
+                        return
+        except JamsocketError as exc:
+            self._fail(exc)
 
     async def _poll_ready(self) -> None:
         assert self._http is not None
@@ -175,6 +263,20 @@ def _ssl_arg(value: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContex
     return True if value is None else value
 
 
+def _certificate_failed(exc: BaseException) -> str | None:
+    """The verification error somewhere in ``exc``'s chain, as text, or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl_module.SSLCertVerificationError):
+            return current.verify_message or str(current)
+        if isinstance(current, aiohttp.ClientConnectorCertificateError):
+            return str(current.certificate_error)
+        current = current.__cause__ or current.__context__
+    return None
+
+
 _watchers: dict[tuple[int, str], StatusWatcher] = {}
 
 
@@ -183,10 +285,12 @@ def subscribe(
     callback: StateCallback,
     *,
     ssl: ssl_module.SSLContext | bool | None = None,
+    on_error: ErrorCallback | None = None,
 ) -> Subscription:
     """Subscribe ``callback`` to the status of ``response``'s backend, replaying what is known.
 
-    Must be called on the event loop that will run the watcher.
+    ``on_error`` is called once if the status can no longer be followed (see the module
+    docstring). Must be called on the event loop that will run the watcher.
     """
     loop_id = id(asyncio.get_running_loop())
     key = (loop_id, response.status_url)
@@ -199,4 +303,4 @@ def subscribe(
 
         watcher = StatusWatcher(response, ssl=ssl, on_empty=forget)
         _watchers[key] = watcher
-    return watcher.subscribe(callback)
+    return watcher.subscribe(callback, on_error)

@@ -32,6 +32,28 @@ def payload_of(args: Sequence[Any]) -> Any:
     return tuple(args)
 
 
+#: Socket.IO's own event names: socket.io-client refuses to emit them, and a server would take
+#: them for lifecycle events.
+RESERVED_EVENTS = frozenset(
+    ("connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener")
+)
+
+
+def check_event_name(event: object) -> None:
+    """Refuse an event name that cannot be sent.
+
+    Raises:
+        TypeError: it is not a string.
+        ValueError: it is empty or reserved by Socket.IO (:data:`RESERVED_EVENTS`).
+    """
+    if not isinstance(event, str):
+        raise TypeError(f"event: expected a string, got {type(event).__name__}")
+    if not event:
+        raise ValueError("event: expected a non-empty name")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"event: {event!r} is reserved by Socket.IO and cannot be sent")
+
+
 def checked_copy(args: Sequence[Any]) -> list[Any]:
     """A deep copy of outgoing arguments, after checking that they can be serialized.
 

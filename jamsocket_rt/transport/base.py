@@ -126,5 +126,19 @@ class Transport(Protocol):
             ConnectionError: the transport is not connected, or was lost while waiting.
         """
 
+    def pause_reading(self) -> None:
+        """Stop reading from the network until :meth:`resume_reading` (back-pressure).
+
+        For a consumer that has fallen behind: unread data then waits in the kernel and, once
+        its buffers are full, in the server. At most the events of the message being decoded
+        are still delivered. While paused, the transport's own liveness check is suspended
+        (the server's pings wait unread, and a loss is noticed once reading resumes); a server
+        may end a connection that stays paused past its ping timeout. Idempotent; does nothing
+        when not connected.
+        """
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`; idempotent."""
+
     async def close(self) -> None:
         """Disconnect politely and release everything; idempotent. Pending acks never fire."""

@@ -64,8 +64,24 @@ _MAX_PACKETS_PER_POLL = 100_000
 _ack_wanted: contextvars.ContextVar[bool] = contextvars.ContextVar("_ack_wanted", default=False)
 
 
+class _EngineIOClient(engineio.AsyncClient):  # type: ignore[misc]
+    """python-engineio's client, able to stop reading while the consumer is behind."""
+
+    resume: asyncio.Future[None] | None = None  # set while reading is paused
+
+    async def _receive_packet(self, pkt: Any) -> None:
+        # The read loops (polling and websocket) await this for one packet at a time: waiting
+        # here stops them reading, and leaves the rest to TCP flow control.
+        while self.resume is not None:
+            await self.resume
+        await super()._receive_packet(pkt)
+
+
 class _AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
     """AsyncClient that lets the catch-all handler know whether the server wants an ack."""
+
+    def _engineio_client_class(self) -> type[_EngineIOClient]:
+        return _EngineIOClient
 
     async def _handle_event(self, namespace: str | None, id: int | None, data: list[Any]) -> None:
         # Every message is handled in its own task, so the variable is private to this event.
@@ -317,6 +333,22 @@ class PythonSocketIOTransport(TransportCore):
         await asyncio.shield(self._drained)
         self._check_can_send()
 
+    # ----------------------------------------------------------------------- flow control
+
+    def pause_reading(self) -> None:
+        """Stop reading until :meth:`resume_reading` (see the Transport contract)."""
+        if self._phase is Phase.CONNECTED and self._client.eio.resume is None:
+            assert self._loop is not None
+            self._client.eio.resume = self._loop.create_future()
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`; idempotent."""
+        if self._client is None:
+            return
+        resume, self._client.eio.resume = self._client.eio.resume, None
+        if resume is not None and not resume.done():
+            resume.set_result(None)
+
     # ----------------------------------------------------------------------- closing
 
     def _on_lost(self) -> None:
@@ -328,6 +360,7 @@ class PythonSocketIOTransport(TransportCore):
         """Stops the writer, forgets the queue, and wakes everyone waiting on this transport."""
         if self._writer is not None:
             self._writer.cancel()
+        self.resume_reading()  # a paused read loop could not see the disconnect
         self._queue.clear()
         for answer in self._ack_futures:
             answer.cancel()

@@ -171,6 +171,7 @@ class WebSocketTransport(TransportCore):
         self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._resume: asyncio.Future[None] | None = None  # set while reading is paused
         self._released = False
 
     # ----------------------------------------------------------------------- connect
@@ -366,6 +367,9 @@ class WebSocketTransport(TransportCore):
         error: BaseException | None = None
         try:
             while error is None and self._phase is Phase.CONNECTED:
+                if self._resume is not None:  # paused: leave the bytes to TCP flow control
+                    await self._resume
+                    continue
                 # _handle's frame owns the message: nothing of it stays referenced while this
                 # waits for the next one (an idle connection keeps no payload alive).
                 error = self._handle(await ws.receive())
@@ -442,6 +446,29 @@ class WebSocketTransport(TransportCore):
         if self._lose(TimeoutError(f"no ping from the server for {window:g} s")):
             # Black-holed: no close handshake can complete; the reader sees EOF and cleans up.
             self._abort()
+
+    # ----------------------------------------------------------------------- flow control
+
+    def pause_reading(self) -> None:
+        """Stop reading until :meth:`resume_reading` (see the Transport contract)."""
+        if self._resume is None and self._phase is Phase.CONNECTED:
+            assert self._loop is not None
+            self._resume = self._loop.create_future()
+            # The server's pings now wait unread: silence is ours, not the server's.
+            self._stop_timers()
+
+    def resume_reading(self) -> None:
+        """Read again after :meth:`pause_reading`; idempotent."""
+        resume, self._resume = self._resume, None
+        if resume is None:
+            return
+        if not resume.done():  # (cancelled with a reader that was cancelled)
+            resume.set_result(None)
+        if self._phase is Phase.CONNECTED:
+            assert self._proto is not None
+            assert self._loop is not None
+            self._proto.last_seen = self._loop.time()
+            self._arm_liveness()
 
     # ----------------------------------------------------------------------- closing
 
