@@ -18,7 +18,7 @@ import socket
 import string
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -100,6 +100,7 @@ class LaunchConfig:
         output: where backend output lines go (None: ``sys.stderr`` at spawn time).
         quiet: discard backend output instead.
         upstream_host: the address the backends listen on (they are told only ``PORT``).
+        token_lifetime: seconds a token works after its connect (None: until its backend ends).
     """
 
     command: str | tuple[str, ...]
@@ -110,6 +111,7 @@ class LaunchConfig:
     output: TextIO | None = None
     quiet: bool = False
     upstream_host: str = "127.0.0.1"
+    token_lifetime: float | None = None
 
 
 class Backend:
@@ -439,14 +441,24 @@ class Grant:
 
 
 class BackendRegistry:
-    """Every backend of one dev server, by id, by key and by token."""
+    """Every backend of one dev server, by id, by key and by token.
 
-    def __init__(self, config: LaunchConfig) -> None:
+    Args:
+        config: how backends are started, and how long tokens live.
+        on_expired: called with each grant whose token expires (by its lifetime or by
+            :meth:`expire_tokens`), so that the proxy can drop the connections it serves.
+    """
+
+    def __init__(
+        self, config: LaunchConfig, on_expired: Callable[[Grant], object] | None = None
+    ) -> None:
         self._config = config
+        self._on_expired = on_expired
         self._backends: dict[str, Backend] = {}
         self._by_key: dict[str, Backend] = {}
         self._grants: dict[str, Grant] = {}
         self._tokens_of: dict[str, list[str]] = {}
+        self._expiry_timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
     def connect(self, request: ConnectRequest) -> tuple[Grant, bool]:
@@ -471,7 +483,38 @@ class BackendRegistry:
         grant = Grant(backend, request.user, request.auth)
         self._grants[grant.token] = grant
         self._tokens_of[backend.id].append(grant.token)
+        if self._config.token_lifetime is not None:
+            self._expiry_timers[grant.token] = asyncio.get_running_loop().call_later(
+                self._config.token_lifetime, self._expire, grant.token
+            )
         return grant, spawned
+
+    def expire_tokens(self, backend_id: str) -> int:
+        """Expires every token handed out for a backend so far, as if their lifetime ended.
+
+        The proxy answers 410 Gone to them from now on and drops the connections they opened;
+        the backend itself goes on, and a new connect (same key) gets a working token.
+
+        Returns:
+            How many tokens expired.
+        """
+        tokens = list(self._tokens_of.get(backend_id, ()))
+        for token in tokens:
+            self._expire(token)
+        return len(tokens)
+
+    def _expire(self, token: str) -> None:
+        timer = self._expiry_timers.pop(token, None)
+        if timer is not None:
+            timer.cancel()
+        grant = self._grants.pop(token, None)
+        if grant is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._tokens_of[grant.backend.id].remove(token)
+        _log.info("backend %s: a token expired", grant.backend.id)
+        if self._on_expired is not None:
+            self._on_expired(grant)
 
     def _spawn(self, request: ConnectRequest) -> Backend:
         backend_id = self._new_id()
@@ -502,6 +545,9 @@ class BackendRegistry:
         # The backend's status stays available; only its tokens and key stop working.
         for token in self._tokens_of.pop(backend.id, []):
             self._grants.pop(token, None)
+            timer = self._expiry_timers.pop(token, None)
+            if timer is not None:
+                timer.cancel()
         if backend.key is not None and self._by_key.get(backend.key) is backend:
             del self._by_key[backend.key]
 
@@ -524,6 +570,9 @@ class BackendRegistry:
     async def close(self) -> None:
         """Terminates every backend (soft, then killed after the grace period) and waits."""
         self._closed = True
+        for timer in self._expiry_timers.values():
+            timer.cancel()
+        self._expiry_timers.clear()
         tasks = [b.task for b in self._backends.values() if not b.task.done()]
         for backend in self._backends.values():
             backend.terminate()

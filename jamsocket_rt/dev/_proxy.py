@@ -278,6 +278,11 @@ class _ClientSide(asyncio.Protocol):
         assert self._transport is not None
         return self._transport
 
+    @property
+    def target(self) -> ProxyTarget | None:
+        """What the request's token resolved to, once routed."""
+        return self._target
+
     def abort(self) -> None:
         if self._upstream is not None:
             self._upstream.abort()
@@ -385,6 +390,17 @@ class TokenProxy:
     @property
     def open_connections(self) -> int:
         return len(self._clients)
+
+    def drop(self, target: ProxyTarget) -> int:
+        """Aborts every connection routed to ``target`` (e.g. a grant whose token expired).
+
+        Returns:
+            How many connections were dropped.
+        """
+        dropped = [client for client in self._clients if client.target is target]
+        for client in dropped:
+            client.abort()
+        return len(dropped)
 
     async def close(self) -> None:
         """Stops listening and drops every open connection."""

@@ -19,6 +19,7 @@ from .._models import ConnectRequest, ConnectResponse
 from ._backends import (
     Backend,
     BackendRegistry,
+    Grant,
     LaunchConfig,
     NoBackendForKey,
     as_command,
@@ -202,7 +203,9 @@ class DevServer:
     ``SESSION_BACKEND_ID`` and ``JAMSOCKET_BACKEND_ID`` (its id), plus the connect request's
     ``spawn.executable.env``. The status stream ends after ``terminated`` (the official servers
     keep it open). Terminated backends stay known: their status and stream keep answering.
-    Tokens do not expire; they stop working when their backend ends. POSIX only.
+    Tokens stop working when their backend ends, after ``token_lifetime`` if one is set (Plane's
+    is an hour), or when :meth:`expire_tokens` says so: the proxy then answers 410 Gone to them
+    and drops the connections they opened, as a client meets an expired token. POSIX only.
 
     The API and the proxy listen on loopback only: a connect request chooses environment
     variables of a process, which no one else on the network should be able to do.
@@ -221,6 +224,7 @@ class DevServer:
         quiet: bool = False,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        token_lifetime: float | None = None,
     ) -> None:
         """Configures the server; nothing runs until :meth:`start`.
 
@@ -238,16 +242,20 @@ class DevServer:
             quiet: discard backend output.
             env: the base environment of backends (None: this process's environment).
             cwd: the working directory of backends (None: this process's).
+            token_lifetime: seconds each token works after its connect (None: until its
+                backend ends).
 
         Raises:
             ValueError: the command is empty, ``host`` is not a loopback address, or a timeout
-                is not positive.
+                or the token lifetime is not positive.
             TypeError: the command is neither a string nor a list of strings.
         """
         if not _is_loopback(host):
             raise ValueError(f"the dev server only listens on loopback addresses, not {host!r}")
         if startup_timeout <= 0 or terminate_grace < 0:
             raise ValueError("startup_timeout must be positive and terminate_grace not negative")
+        if token_lifetime is not None and token_lifetime <= 0:
+            raise ValueError("token_lifetime must be a positive number of seconds (or None)")
         self._host = host
         self._port = port
         self._proxy_port = proxy_port
@@ -260,9 +268,10 @@ class DevServer:
             output=output,
             quiet=quiet,
             upstream_host="127.0.0.1",
+            token_lifetime=token_lifetime,
         )
-        self._registry = BackendRegistry(config)
-        self._proxy = TokenProxy(self._registry.grant, host=host, port=proxy_port)
+        self._proxy = TokenProxy(self._resolve, host=host, port=proxy_port)
+        self._registry = BackendRegistry(config, on_expired=self._proxy.drop)
         self._runner: web.AppRunner | None = None
         self._api_url: str | None = None
         self._proxy_url: str | None = None
@@ -372,6 +381,21 @@ class DevServer:
             RuntimeError: the server is not started.
         """
         return f"{self.api_url}/v2/service/{account}/{service}/connect"
+
+    def _resolve(self, token: str) -> Grant | None:
+        return self._registry.grant(token)
+
+    def expire_tokens(self, backend_id: str) -> int:
+        """Expires every token handed out for a backend so far (the backend goes on).
+
+        The proxy answers 410 Gone to those tokens from now on and drops the connections they
+        opened; a new connect for the same key gets a working token. For tests of token
+        renewal.
+
+        Returns:
+            How many tokens expired (0 for an unknown or ended backend).
+        """
+        return self._registry.expire_tokens(backend_id)
 
     @property
     def backend_pids(self) -> list[int]:
