@@ -20,6 +20,7 @@ from ._errors import (
     BackendTerminated,
     ConfigurationError,
     ConnectionLost,
+    ConnectRefused,
     EventStreamTooLarge,
     InvalidResponse,
     JamsocketError,
@@ -41,6 +42,7 @@ from ._models import (
     TerminationReason,
 )
 from .asyncio.session import EventStream, Session
+from .protocol.engineio import ProtocolError
 from .sync.session import SyncSession
 
 __version__ = "0.1.0"
@@ -53,6 +55,7 @@ __all__ = [
     "BackendStatus",
     "BackendTerminated",
     "ConfigurationError",
+    "ConnectRefused",
     "ConnectRequest",
     "ConnectResponse",
     "ConnectionLost",
@@ -63,6 +66,7 @@ __all__ = [
     "Jamsocket",
     "JamsocketError",
     "Plane",
+    "ProtocolError",
     "ReadyTimeout",
     "ResourceLimits",
     "SendQueueFull",

@@ -11,6 +11,7 @@
     ├── ConfigurationError (also ValueError) a client or option was set up wrongly
     ├── ApiConnectionError (ConnectionError) the API or status host could not be reached
     ├── ApiTimeout (also TimeoutError)      the API did not answer in time
+    ├── ConnectRefused (ConnectionRefusedError) the backend refused the Socket.IO CONNECT
     ├── ConnectionLost (ConnectionError)    the connection dropped under a waiting call
     ├── SessionClosed                       the session was closed while waiting
     ├── StreamOverflow                      a stream() consumer fell too far behind
@@ -23,7 +24,7 @@ Messages never contain a token, a secret token or a bearer token.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._models import BackendState, TerminationReason
@@ -165,6 +166,20 @@ class EventStreamTooLarge(InvalidResponse):
     def __init__(self, message: str, limit: int) -> None:
         self.limit = limit
         super().__init__(message)
+
+
+class ConnectRefused(JamsocketError, ConnectionRefusedError):
+    """The server answered the Socket.IO CONNECT with CONNECT_ERROR (e.g. its auth check failed).
+
+    Retrying with the same ``auth`` is unlikely to help.
+
+    Attributes:
+        data: the server's CONNECT_ERROR payload (often ``{"message": ..., "data": ...}``).
+    """
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 class ConnectionLost(JamsocketError, ConnectionError):

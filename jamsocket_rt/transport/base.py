@@ -19,26 +19,15 @@ from typing import Any, Protocol
 
 from attrs import field, frozen
 
+# Part of the contract (connect raises it); defined with the other errors.
+from .._errors import ConnectRefused as ConnectRefused
+
 #: Called with the acknowledgement's arguments (a list, possibly empty).
 AckCallback = Callable[[list[Any]], None]
 
 #: Given to the receiver of an event that asked for an acknowledgement; call it once (a second
 #: call raises RuntimeError; a call after the connection is gone does nothing).
 AckResponder = Callable[[Sequence[Any]], None]
-
-
-class ConnectRefused(ConnectionRefusedError):
-    """The server answered the Socket.IO CONNECT with CONNECT_ERROR (e.g. its auth check failed).
-
-    Retrying with the same ``auth`` is unlikely to help.
-
-    Attributes:
-        data: the server's CONNECT_ERROR payload (often ``{"message": ..., "data": ...}``).
-    """
-
-    def __init__(self, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.data = data
 
 
 @frozen
