@@ -338,3 +338,23 @@ async def test_catch_all_handler_sees_every_event(api: jrt.Jamsocket) -> None:
         await s.send("ping", 1, "two")
         await pong
         assert ("pong", 1, "two") in seen
+
+
+async def test_plain_functions_returning_coroutines_are_awaited_in_order(
+    api: jrt.Jamsocket,
+) -> None:
+    async with jrt.Session(await api.connect()) as s:
+        order: list[Any] = []
+
+        async def record(item: dict[str, Any]) -> None:
+            await asyncio.sleep(0)
+            order.append(item["i"])
+
+        s.on("item", lambda item: record(item))  # a lambda: not a coroutine function itself
+        s.on("item", lambda item: order.append(-item["i"]))
+        await s.call("emit_many", {"event": "item", "count": 5, "payload": None})
+        for _ in range(100):
+            if len(order) == 10:
+                break
+            await asyncio.sleep(0.02)
+        assert order == [x for i in range(5) for x in (i, -i)]
