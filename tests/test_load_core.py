@@ -352,6 +352,10 @@ def test_error_kinds() -> None:
 
     assert error_kind(TimeoutError()) == "TimeoutError"
     assert error_kind(OSError(errno.EMFILE, "Too many open files")) == "OSError EMFILE"
+    wrapped = ConnectionError("cannot connect to 127.0.0.1")
+    wrapped.__context__ = OSError(errno.EADDRNOTAVAIL, "no port")  # as `raise ... from None`
+    wrapped.__suppress_context__ = True
+    assert error_kind(wrapped) == "ConnectionError EADDRNOTAVAIL"
     api_error = ApiError(429, "slow down", code="RateLimited")
     assert error_kind(api_error) == "ApiError 429"
 

@@ -193,7 +193,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds per progress line and timeline row (default 1)",
     )
-    out.add_argument("--quiet", action="store_true", help="no progress lines")
+    out.add_argument("--quiet", action="store_true", help="no progress lines (warnings stay)")
 
 
 def _read_response(text: str) -> dict[str, Any]:
@@ -307,8 +307,9 @@ def run(args: argparse.Namespace, prog: str) -> int:
     except ValueError as exc:
         print(f"{prog} load: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    progress = None if args.quiet else sys.stderr
-    result = asyncio.run(run_load(config, scenario=scenario, progress=progress))
+    result = asyncio.run(
+        run_load(config, scenario=scenario, progress=sys.stderr, live=not args.quiet)
+    )
     report = result.report
     from .report import format_summary, write_csv, write_json
 

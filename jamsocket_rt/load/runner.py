@@ -397,13 +397,14 @@ class LoadResult:
 class _Progress:
     """Progress lines: rewritten in place on a terminal, one plain line per tick elsewhere."""
 
-    def __init__(self, stream: TextIO | None, tty: bool | None) -> None:
+    def __init__(self, stream: TextIO | None, tty: bool | None, live: bool) -> None:
         self.stream = stream
         self.tty = stream is not None and (stream.isatty() if tty is None else tty)
+        self.live = live
         self._open_line = False
 
     def show(self, agg: Aggregate, row: TimelineRow) -> None:
-        if self.stream is None:
+        if self.stream is None or not self.live:
             return
         line = format_progress(agg, row, ROLLING_TICKS)
         if self.tty:
@@ -442,6 +443,7 @@ async def run_load(
     *,
     scenario: LoadedScenario | None = None,
     progress: TextIO | None = sys.stderr,
+    live: bool = True,
     tty: bool | None = None,
 ) -> LoadResult:
     """Runs the load described by ``config`` and returns its report.
@@ -451,6 +453,7 @@ async def run_load(
         scenario: the scenario already loaded (None: load ``config.scenario`` now; worker
             processes always load it themselves).
         progress: where progress lines and warnings go (None: nowhere).
+        live: print a progress line per tick (warnings are printed either way).
         tty: force (True) or forbid (False) in-place progress; None asks ``progress``.
 
     Returns:
@@ -463,7 +466,7 @@ async def run_load(
     """
     if scenario is None:
         scenario = resolve_scenario(config)  # fails early, before anything starts
-    printer = _Progress(progress, tty)
+    printer = _Progress(progress, tty, live)
     per_process = math.ceil(config.sessions / config.processes)
     fd_needed = _resources.descriptors_needed(per_process, _backends_per_process(config))
     fd_limit, fd_hard = _resources.raise_open_file_limit(fd_needed)

@@ -48,9 +48,16 @@ def error_kind(exc: BaseException) -> str:
     status = getattr(exc, "http_status", None)
     if isinstance(status, int):
         return f"{name} {status}"
-    code = exc.errno if isinstance(exc, OSError) else None
-    if code is not None and code in errno.errorcode:
-        return f"{name} {errno.errorcode[code]}"
+    # A wrapper (the transport's ConnectionError) hides the system error it was raised from,
+    # and that error (EMFILE, EADDRNOTAVAIL...) is what tells a machine's limit apart.
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            break
+        code = cause.errno if isinstance(cause, OSError) else None
+        if code is not None and code in errno.errorcode:
+            return f"{name} {errno.errorcode[code]}"
+        cause = cause.__cause__ or cause.__context__
     return name
 
 
