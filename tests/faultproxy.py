@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import jamsocket_rt as jrt
@@ -80,6 +82,7 @@ class _Pair(asyncio.Protocol):
         self.upstream: asyncio.Transport | None = None
         self._early = bytearray()  # client bytes that came before the upstream connection
         self._client_eof = False
+        self.client_done = False  # the client closed its side (EOF, or the whole connection)
         self.blackholed = proxy.blackholing
         self._opening: asyncio.Task[None] | None = None
 
@@ -121,6 +124,7 @@ class _Pair(asyncio.Protocol):
             self.upstream.write(data)
 
     def eof_received(self) -> bool | None:
+        self.client_done = True
         if self.blackholed:
             return True
         if self.upstream is not None:
@@ -246,8 +250,8 @@ class FaultProxy:
 
     @property
     def open_connections(self) -> int:
-        """Client connections open right now."""
-        return len(self._pairs)
+        """Client connections the client still holds open (half-closed ones do not count)."""
+        return sum(1 for pair in self._pairs if not pair.client_done)
 
     def _opened(self, pair: _Pair) -> None:
         self.accepted += 1
@@ -336,3 +340,25 @@ def through(
     if status is not None:
         data["status_url"] = status.rewrite(response.status_url)
     return jrt.ConnectResponse.from_dict(data)
+
+
+def client_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """The tasks that are not a server's (the dev server and stubs run in the test's loop too)."""
+    server_side = ("/jamsocket_rt/dev/", "/aiohttp/web_", "/faultproxy.py")
+    return [task for task in tasks if not any(part in _code_file(task) for part in server_side)]
+
+
+def _code_file(task: asyncio.Task[Any]) -> str:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""
+
+
+async def settle(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Waits (polling) until ``condition()`` holds; returns whether it did within ``timeout``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        if loop.time() >= end:
+            return False
+        await asyncio.sleep(0.02)
+    return True
