@@ -269,10 +269,11 @@ def _certificate_failed(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ssl_module.SSLCertVerificationError):
-            return current.verify_message or str(current)
+        # (aiohttp's error is an ssl.CertificateError too: ask for it first.)
         if isinstance(current, aiohttp.ClientConnectorCertificateError):
             return str(current.certificate_error)
+        if isinstance(current, ssl_module.SSLCertVerificationError):
+            return current.verify_message or str(current)
         current = current.__cause__ or current.__context__
     return None
 
