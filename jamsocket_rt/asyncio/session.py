@@ -941,7 +941,11 @@ class Session:
         return self._hook("reconnect", callback)
 
     def on_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
-        """Call ``callback(exception)`` when a handler or callback raises."""
+        """Call ``callback(exception)`` when a handler or callback raises.
+
+        Also when the status can no longer be followed once connected (termination is then
+        heard from the proxy's 410 and a read of the status).
+        """
         return self._hook("error", callback)
 
     def _hook(
