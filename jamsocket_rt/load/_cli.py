@@ -103,7 +103,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=number,
         default=500.0,
         metavar="PER_S",
-        help="sessions started per second (default 500; 0: all at once)",
+        help="sessions started per second (default 500; 0: all at once); the calls begin "
+        "once every session has started",
     )
     load.add_argument(
         "--duration",

@@ -166,6 +166,7 @@ class LoadConfig:
         keys: ``"new"``, ``"shared"`` or a number K of keys used round-robin (``--keys``).
         key_prefix: the keys' prefix (``--key-prefix``); keys are ``PREFIX`` or ``PREFIX-i``.
         ramp_up: sessions started per second; 0 starts them all at once (``--ramp-up``).
+            Iterations begin when the ramp-up ends, so connects and measured load never mix.
         duration: seconds of load after the ramp-up (``--duration``); None: no limit.
         iterations: iterations per session (``--iterations``); None: no limit. At least one
             of ``duration`` and ``iterations`` is set; the run ends at whichever comes first.

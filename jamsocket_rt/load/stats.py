@@ -227,6 +227,11 @@ class Recorder:
         kind = exc if isinstance(exc, str) else error_kind(exc)
         self._errors[(where, kind)] += 1
 
+    @property
+    def has_errors(self) -> bool:
+        """True when a failure was recorded since the last snapshot."""
+        return bool(self._errors)
+
     def record_loop_lag(self, seconds: float) -> None:
         """Records how late the event loop ran a timer."""
         self._loop_lag.record(round(max(0.0, seconds) * 1_000_000))
