@@ -1,0 +1,106 @@
+"""``python -m benchmarks`` (``./run bench``): Socket.IO round trips, side by side.
+
+Clients: jamsocket_rt's Session, python-socketio's AsyncClient (its defaults) and Node's
+socket.io-client 4. Servers: the Node socket.io 4 server, python-socketio's AsyncServer, and the
+Node server behind the dev server's token proxy. Suites:
+
+- ``roundtrip``: sequential calls (p50, p99, msgs/s), pipelined calls (windows 1, 16, 64, 256)
+  and event echo (``ping`` → ``pong``), with 64 B, 1 KiB and 16 KiB payloads, against the Node
+  and the python-socketio servers;
+- ``proxy``: the same through the dev server's proxy;
+- ``many``: 100 and 1,000 sessions in one process: connects per second, resident memory per
+  session, round trips at one call a second each.
+
+Writes ``latest.json``, ``latest.md`` and ``latest.png`` into ``--out`` (default
+``benchmarks/results``), and, for a full run into the default place, the table of the README's
+"Benchmarks" section. ``--quick`` is the smoke run of the tests: every row, tiny counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import report, runner
+
+RESULTS = Path(__file__).resolve().parent / "results"
+README = runner.ROOT / "README.md"
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the smoke run: every row, tiny counts"
+    )
+    parser.add_argument(
+        "--suites",
+        type=_csv,
+        default=("roundtrip", "proxy", "many"),
+        help="comma-separated: roundtrip, proxy, many (default: all)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=_csv,
+        default=runner.CLIENTS,
+        help="comma-separated: jamsocket_rt, python-socketio, node, jamsocket_rt-plain "
+        "(jamsocket_rt on the asyncio loop with stdlib json) (default: the first three)",
+    )
+    parser.add_argument(
+        "--reps", type=int, help="repetitions of each round-trip figure (default 5)"
+    )
+    parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.25)")
+    parser.add_argument("--sessions", type=_csv, help="sizes of the many suite (default 100,1000)")
+    parser.add_argument("--many-reps", type=int, help="repetitions of the many suite (default 3)")
+    parser.add_argument("--no-uvloop", action="store_true", help="jamsocket_rt on the asyncio loop")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where to write (default: %(default)s)"
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    args = parser.parse_args(argv)
+
+    unknown = set(args.suites) - {"roundtrip", "proxy", "many"}
+    unknown |= set(args.clients) - set(runner.CLIENT_LABELS)
+    if unknown:
+        parser.error(f"unknown suite or client: {', '.join(sorted(unknown))}")
+    settings = runner.Settings(suites=args.suites, clients=args.clients, log=sys.stderr)
+    if args.quick:
+        settings.quick = True
+        settings.reps = 1
+        settings.duration = 0.02
+        settings.warmup = 0.005
+        settings.warmup_first = 0.05
+        settings.many_sizes = (20,)
+        settings.many_reps = 1
+        settings.call_seconds = 1.0
+    if args.reps:
+        settings.reps = args.reps
+    if args.duration:
+        settings.duration = args.duration
+    if args.sessions:
+        settings.many_sizes = tuple(int(s) for s in args.sessions)
+    if args.many_reps:
+        settings.many_reps = args.many_reps
+    if args.no_uvloop:
+        settings.uvloop = False
+
+    raw = runner.run(settings)
+    full = (
+        not args.quick
+        and set(args.suites) == {"roundtrip", "proxy", "many"}
+        and args.out.resolve() == RESULTS
+    )
+    summary = report.write(raw, args.out, readme=README if full and not args.no_readme else None)
+    print(report.markdown(raw, summary))
+    print(f"\nwritten: {args.out / 'latest.md'}, latest.json, latest.png ({raw['seconds']} s)")
+    return 1 if summary["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The benchmark suite's smoke run: ``python -m benchmarks --quick`` measures every row.
+
+Only correctness is asserted (every row measured, no errors, well-formed files), never speed:
+the quick run's counts are far too small to mean anything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO_ROOT
+
+CLIENTS = ("jamsocket_rt", "python-socketio", "node")
+TARGETS = ("node", "python", "proxy")
+
+
+def test_quick_run_measures_every_row(tmp_path: Path, require_node: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
+
+    document = json.loads((tmp_path / "latest.json").read_text())
+    summary = document["summary"]
+    assert summary["errors"] == []
+    assert document["settings"]["quick"] is True
+    assert set(document["settings"]["clients"]) == set(CLIENTS)
+    assert document["machine"]["cores"] >= 1
+    assert document["versions"]["servers"]["socket.io"].startswith("4.")
+
+    # Round trips: 3 payloads x (sequential, 4 windows, echo), every client, every server.
+    assert set(document["roundtrip"]) == set(TARGETS)
+    for target, by_scenario in document["roundtrip"].items():
+        assert len(by_scenario) == 18, target
+        for scenario, by_client in by_scenario.items():
+            assert set(by_client) == set(CLIENTS), (target, scenario)
+            for client, runs in by_client.items():
+                assert runs, (target, scenario, client)
+                for result in runs:
+                    assert "error" not in result, (target, scenario, client, result)
+                    assert result["count"] > 0, (target, scenario, client)
+                    assert result["rate"] > 0
+                    if scenario.startswith("seq"):
+                        assert 0 < result["p50_us"] <= result["p99_us"]
+    for rows in summary["roundtrip"].values():
+        for row in rows:
+            for client in CLIENTS:
+                assert row["clients"][client]["n"] >= 1, row
+            assert row["ratio_node"] is not None
+            assert row["ratio_python-socketio"] is not None
+
+    # Many sessions in one process.
+    assert document["many"], "the many-sessions suite did not run"
+    for size, by_client in document["many"].items():
+        assert set(by_client) == set(CLIENTS)
+        for client, runs in by_client.items():
+            for result in runs:
+                assert "error" not in result, (size, client, result)
+                assert result["sessions"] == int(size)
+                assert result["connect_rate"] > 0
+                assert result["call_errors"] == 0
+                assert result["calls"] >= int(size)
+                assert result["p99_ms"] is not None
+                assert isinstance(result["rss_kib_per_session"], (int, float))
+
+    # The report: a table per server and for many sessions, the targets, a plot.
+    markdown = (tmp_path / "latest.md").read_text()
+    for heading in ("Targets", "Node socket.io server", "python-socketio AsyncServer", "proxy"):
+        assert heading in markdown
+    assert markdown.count("\n|") > 3 * 27
+    assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
