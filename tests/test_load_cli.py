@@ -373,3 +373,28 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
     import asyncio
 
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def test_jamsocket_target_settings_are_checked_before_any_load() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JAMSOCKET_")}
+    done = subprocess.run(
+        [*CLI, "--jamsocket", "--sessions", "2", "--iterations", "1"],
+        cwd=REPO_ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--jamsocket: missing --account, --service, JAMSOCKET_TOKEN" in done.stderr
+    done = subprocess.run(
+        [*CLI, "--jamsocket", "--processes", "2", "--sessions", "2", "--iterations", "1"],
+        cwd=REPO_ROOT,
+        env={**clean, "JAMSOCKET_DEV": "true", "JAMSOCKET_DEV_PORT": "70000"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "JAMSOCKET_DEV_PORT must be a port number" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -233,9 +233,14 @@ def _target(args: argparse.Namespace) -> Target:
     if args.plane is not None:
         return PlaneTarget(args.plane, image=args.image, token=os.environ.get("PLANE_TOKEN"))
     if args.jamsocket:
-        if args.account is None and args.service is None:
-            return JamsocketTarget(api_url=args.api_url)
         env = os.environ
+        dev = env.get("JAMSOCKET_DEV", "").strip().lower() in ("true", "1", "yes")
+        if dev and args.account is None and args.service is None:
+            if args.api_url is not None:
+                raise ValueError(
+                    "--api-url: not with JAMSOCKET_DEV (JAMSOCKET_DEV_PORT says where)"
+                )
+            return JamsocketTarget()  # Jamsocket.from_env(): the running dev server
         account = args.account or env.get("JAMSOCKET_ACCOUNT")
         service = args.service or env.get("JAMSOCKET_SERVICE")
         token = env.get("JAMSOCKET_TOKEN")

@@ -70,9 +70,10 @@ class JamsocketTarget:
     """The Jamsocket platform (or a running dev server: ``account=token=service="-"``).
 
     Attributes:
-        account, token, service: as for :class:`~jamsocket_rt.Jamsocket`; None reads the
-            ``JAMSOCKET_*`` variables (``JAMSOCKET_DEV=true`` selects a running dev server).
-        api_url: the API's base URL (None: the default, or ``JAMSOCKET_API_URL``).
+        account, token, service: as for :class:`~jamsocket_rt.Jamsocket`; all None reads
+            the ``JAMSOCKET_*`` variables (:meth:`~jamsocket_rt.Jamsocket.from_env`;
+            ``JAMSOCKET_DEV=true`` selects a running dev server).
+        api_url: the API's base URL (None: the default).
     """
 
     account: str | None = None

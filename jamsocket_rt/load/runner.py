@@ -85,8 +85,6 @@ def make_client(config: LoadConfig, api_url: str | None) -> PlatformClient | Non
         return _api.Jamsocket.dev_server(api_url)
     if isinstance(target, JamsocketTarget):
         if target.from_env:
-            if target.api_url is not None:
-                return _api.Jamsocket.dev_server(target.api_url)
             return _api.Jamsocket.from_env()
         return _api.Jamsocket(
             account=target.account or "",
@@ -547,6 +545,12 @@ async def run_load(
         api_url = None
         if isinstance(config.target, DevTarget):
             api_url = await stack.enter_async_context(_dev_server(config.target.backend))
+        else:
+            # Settings errors (a missing JAMSOCKET_* variable...) surface here, once, rather
+            # than as every worker process dying.
+            client = make_client(config, api_url)
+            if client is not None:
+                await client.aclose()
         # Worker processes need a moment to start; one in-process worker starts at once.
         anchor = loop.time() + (0.05 if config.processes == 1 else 1.0)
         try:
