@@ -215,20 +215,26 @@ _HELP = """commands:
   quit                 close the session (also Ctrl-D)"""
 
 
+def completer(known_events: set[str], line: Callable[[], str]) -> Callable[[str, int], str | None]:
+    """readline's completer: the commands first, then the event names seen so far."""
+
+    def complete(text: str, state: int) -> str | None:
+        words = line().split()
+        starting = len(words) == 0 or (len(words) == 1 and not line().endswith(" "))
+        pool = ["send", "call", "quit", "help"] if starting else sorted(known_events)
+        matches = [word for word in pool if word.startswith(text)]
+        return matches[state] if state < len(matches) else None
+
+    return complete
+
+
 def _prompt(session: SyncSession, console: Console, known_events: set[str]) -> int:
     try:
         import readline
     except ImportError:  # pragma: no cover (Windows)
         readline = None  # type: ignore[assignment]
     if readline is not None:
-
-        def complete(text: str, state: int) -> str | None:
-            words = readline.get_line_buffer().split()
-            pool = ["send", "call", "quit", "help"] if len(words) <= 1 else sorted(known_events)
-            matches = [word for word in pool if word.startswith(text)]
-            return matches[state] if state < len(matches) else None
-
-        readline.set_completer(complete)
+        readline.set_completer(completer(known_events, readline.get_line_buffer))
         readline.parse_and_bind("tab: complete")
     console.say("ready", "type 'help' for the commands", "ready")
     while session.terminated is None:

@@ -106,9 +106,11 @@ def test_interactive_prompt_on_a_terminal(jamsocket_dev_server: BackgroundDevSer
     seen = b""
 
     def read_until(marker: bytes, timeout: float = 20) -> None:
+        """Read until ``marker`` appears in output not seen by an earlier call."""
         nonlocal seen
+        start = len(seen)
         deadline = time.monotonic() + timeout
-        while marker not in seen:
+        while marker not in seen[start:]:
             assert time.monotonic() < deadline, seen.decode(errors="replace")
             ready, _, _ = select.select([main], [], [], 0.2)
             if ready:
@@ -120,13 +122,31 @@ def test_interactive_prompt_on_a_terminal(jamsocket_dev_server: BackgroundDevSer
     try:
         read_until(b"type 'help'")
         assert b"\033[" in seen, "colours on a terminal"
+        read_until(b"> ")  # readline owns the terminal from here
         os.write(main, b'call echo {"x": 5}\n')
         read_until(b'{"x": 5}')
-        os.write(main, b"ca\t")  # tab completion of the command
-        read_until(b"call")
-        os.write(main, b"\x15quit\n")
-        assert proc.wait(15) == 0
+        read_until(b"> ")
+        os.write(main, b"quit\n")
+        try:
+            assert proc.wait(30) == 0
+        except subprocess.TimeoutExpired:
+            read_until(b"\0", timeout=1)  # collect what it printed, for the message
+            raise
     finally:
         proc.kill()
         proc.wait()
         os.close(main)
+
+
+def test_tab_completion_of_commands_and_seen_events() -> None:
+    from jamsocket_rt._cli_session import completer
+
+    line = ""
+    complete = completer({"welcome", "pong", "broadcast"}, lambda: line)
+    line = "ca"
+    assert complete("ca", 0) == "call"
+    assert complete("ca", 1) is None
+    line = "call "
+    assert [complete("", i) for i in range(4)] == ["broadcast", "pong", "welcome", None]
+    line = "send po"
+    assert complete("po", 0) == "pong"
