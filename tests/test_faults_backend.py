@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -69,6 +70,42 @@ async def test_a_crash_ends_everything_within_two_seconds_and_nothing_reconnects
             assert not s.connected
             with pytest.raises(jrt.BackendTerminated):
                 await s.call("echo", 1)
+
+
+# The example backend, slow to exit: on SIGTERM it closes its connections at once but lives on
+# for 2 s, so that the proxy refuses its tokens (410) while its status still says terminating.
+SLOW_EXIT_BACKEND = """
+import asyncio
+from jamsocket_rt.dev import example_backend
+
+class SlowExit(example_backend.ExampleBackend):
+    async def close(self):
+        await super().close()
+        await asyncio.sleep(2)
+
+example_backend.ExampleBackend = SlowExit
+example_backend.main()
+"""
+
+
+async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token() -> None:
+    dev = DevServer(backend=[sys.executable, "-c", SLOW_EXIT_BACKEND], quiet=True)
+    async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
+        session = jrt.Session(await api.connect(), reconnect_delay=(0.05, 0.2))
+        ended: list[jrt.BackendState] = []
+        session.on_terminated(ended.append)
+        async with session as s:
+            waiting = asyncio.ensure_future(s.wait_for("never"))
+            assert s.backend_id is not None
+            await api.terminate(s.backend_id)
+            # Disconnected at once, refused with 410 while terminating: not a TokenExpired.
+            with pytest.raises(jrt.BackendTerminated):
+                await asyncio.wait_for(waiting, 10)
+            assert await settle(lambda: bool(ended), timeout=10)
+            assert len(ended) == 1
+            assert ended[0].termination_reason == jrt.TerminationReason.EXTERNAL
+            with pytest.raises(jrt.BackendTerminated):
+                await s.send("record", 1)
 
 
 # --------------------------------------------------------------------------- dead addresses

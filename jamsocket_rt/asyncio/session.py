@@ -55,6 +55,9 @@ _OVERFLOW_POLICIES = ("error", "drop_oldest", "pause")
 # The handler backlog's reason to pause reading (streams use themselves).
 _BACKLOG = "backlog"
 
+#: Seconds a reconnect refused with 410 waits for the ``terminated`` of a terminating backend.
+ENDING_WAIT = 5.0
+
 #: The event name that catches every event, as in python-socketio: ``handler(event, *args)``.
 ANY_EVENT = "*"
 
@@ -599,8 +602,18 @@ class Session:
                 # says so (perhaps before the stream does); that is the better answer.
                 if self._tracker.terminal is None and self._subscription is not None:
                     await self._subscription.probe()
+                    if self._tracker.ending:
+                        await self._await_end()
                 if self._tracker.terminal is not None:
                     raise BackendTerminated(self._tracker.terminal) from None
+                if self._tracker.ending:
+                    ending = BackendTerminated(
+                        self._tracker.latest,
+                        "the session backend is terminating: the proxy no longer accepts it",
+                    )
+                    self._failure = ending
+                    self._fail_all(ending)
+                    raise ending from None
                 if self._connect_fn is None:
                     raise
                 await self._renew()
@@ -637,6 +650,24 @@ class Session:
                 raise
             return transport
         raise AssertionError("unreachable: transports is never empty")  # pragma: no cover
+
+    async def _await_end(self) -> None:
+        """Wait (a little) for the ``terminated`` of a backend that is terminating.
+
+        The proxy refuses a backend as soon as it starts terminating; its end follows within
+        its grace period. The stream may be resuming with backoff: read the status meanwhile.
+        """
+        assert self._state_changed is not None
+        assert self._subscription is not None
+        loop = self._loop_or_raise()
+        deadline = loop.time() + ENDING_WAIT
+        while self._tracker.terminal is None and loop.time() < deadline:
+            self._state_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with _timeout(min(1.0, max(0.0, deadline - loop.time()))):
+                    await self._state_changed.wait()
+            if self._tracker.terminal is None:
+                await self._subscription.probe()
 
     async def _renew(self) -> None:
         old = self._response

@@ -208,6 +208,13 @@ class StatusTracker:
             self.terminal = state
         return True
 
+    @property
+    def ending(self) -> bool:
+        """True once the backend is terminating (or has terminated): no new token will help."""
+        return self._last_known is not None and status_rank(self._last_known) >= status_rank(
+            BackendStatus.TERMINATING
+        )
+
     def mark_ready(self, state: BackendState) -> bool:
         """ready_url answered: the backend is ready even if the stream has not said so yet."""
         if self.ready or self.terminal is not None:
