@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import inspect
 import logging
 import ssl as ssl_module
@@ -216,6 +217,10 @@ class _Link:
     def transport_lost(self, error: BaseException | None) -> None:
         if self.session._link is self:
             self.session._on_lost(error)
+
+
+def _given(value: Any, *args: Any) -> Any:
+    return value
 
 
 def coerce_response(response: ResponseLike) -> ConnectResponse:
@@ -715,8 +720,9 @@ class Session:
         while not self._closed and self._tracker.terminal is None:
             try:
                 await self._open()
-            except (TokenExpired, BackendTerminated) as exc:
-                if isinstance(exc, TokenExpired):
+            except (TokenExpired, ConnectRefused, BackendTerminated) as exc:
+                # A refused CONNECT (e.g. auth) will be refused again: do not retry it.
+                if not isinstance(exc, BackendTerminated):
                     self._failure = exc
                     self._fail_all(exc)
                 return
@@ -1008,6 +1014,11 @@ class Session:
         if not self._backlog and not any(h.is_async for h in handlers):
             self._run_sync(handlers, args, ack)
             return
+        self._queue_handlers(handlers, args, ack)
+
+    def _queue_handlers(
+        self, handlers: tuple[_Handler, ...], args: tuple[Any, ...], ack: AckResponder | None
+    ) -> None:
         self._backlog.append((handlers, args, ack))
         if len(self._backlog) >= self._max_backlog:
             self._hold_reading(_BACKLOG)
@@ -1026,6 +1037,16 @@ class Session:
             except Exception as exc:  # noqa: BLE001 - user code: report it, carry on
                 self._handler_failed(handler, exc)
                 continue
+            if inspect.isawaitable(result):
+                # A plain function that returns a coroutine (a lambda calling an async
+                # method): await it, and what follows it, in order, through the backlog.
+                handler.is_async = True
+                pending = _Handler(functools.partial(_given, result))
+                if index == 0:
+                    self._queue_handlers((pending, *handlers[1:]), args, ack)
+                    return
+                self._queue_handlers((pending, *handlers[index + 1 :]), args, None)
+                break
             if index == 0:
                 answer = result
         if ack is not None:
