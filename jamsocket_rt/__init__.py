@@ -41,8 +41,9 @@ from ._models import (
     TerminationKind,
     TerminationReason,
 )
-from .asyncio.session import EventStream, Session
+from .asyncio.session import EventStream, Session, Ticker
 from .protocol.engineio import ProtocolError
+from .protocol.session import LatencyEstimate
 from .sync.session import SyncSession
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidResponse",
     "Jamsocket",
     "JamsocketError",
+    "LatencyEstimate",
     "Plane",
     "ProtocolError",
     "ReadyTimeout",
@@ -78,6 +80,7 @@ __all__ = [
     "SyncSession",
     "TerminationKind",
     "TerminationReason",
+    "Ticker",
     "TokenExpired",
     "__version__",
     "fetch_status",

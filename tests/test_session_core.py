@@ -113,3 +113,21 @@ def test_backoff_grows_with_jitter_and_caps(r: float) -> None:
         assert ceiling / 2 <= delay <= ceiling
     backoff.reset()
     assert backoff.next_delay() <= 0.1
+
+
+def test_tick_schedule_is_absolute_and_skips_missed_ticks() -> None:
+    from jamsocket_rt.protocol.session import LatencyEstimate, TickSchedule
+
+    schedule = TickSchedule(interval=1.0, start=100.0)
+    assert schedule.next(100.0) == (101.0, 0)
+    assert schedule.next(101.3) == (102.0, 0)  # late by 0.3: no drift, next still on the grid
+    assert schedule.next(105.5) == (105.0, 2)  # 103 and 104 were missed: skipped, not replayed
+    assert schedule.next(105.1) == (106.0, 0)
+    with pytest.raises(ValueError, match="interval"):
+        TickSchedule(interval=0, start=0)
+    estimate = LatencyEstimate()
+    estimate.add(0.008)
+    estimate.add(0.016)
+    assert estimate.last == 0.016
+    assert estimate.smoothed == pytest.approx(0.009)
+    assert estimate.samples == 2

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
+from .. import _display
 from .._errors import (
     BackendTerminated,
     ConnectionLost,
@@ -32,13 +33,17 @@ from .._errors import (
 from .._models import BackendState, ConnectResponse, redact_url
 from ..protocol.session import (
     Backoff,
+    LatencyEstimate,
     Listeners,
     Outbox,
     Outgoing,
     StatusTracker,
+    TickSchedule,
     check_event_name,
     checked_copy,
     payload_of,
+    structure_payload,
+    to_wire,
 )
 from ..transport.base import AckResponder, ConnectRefused, ConnectTarget, Transport
 from . import status as status_hub
@@ -72,19 +77,20 @@ class _Default(enum.Enum):
 class _Handler:
     """A registered callback and what we know about it (kept so dispatch does no inspection)."""
 
-    __slots__ = ("fn", "is_async")
+    __slots__ = ("fn", "is_async", "key")
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], key: Callable[..., Any] | None = None) -> None:
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.key = fn if key is None else key  # what off() is given: the user's own function
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _Handler):
-            return self.fn == other.fn
-        return bool(self.fn == other)
+            return bool(self.key == other.key)
+        return bool(self.key == other)
 
     def __hash__(self) -> int:
-        return hash(self.fn)
+        return hash(self.key)
 
 
 class _Call:
@@ -125,7 +131,14 @@ class EventStream(AsyncIterator[Any]):
     or as an async context manager; ``aclose()`` unregisters it.
     """
 
-    def __init__(self, session: Session, event: str, maxsize: int, overflow: str) -> None:
+    def __init__(
+        self,
+        session: Session,
+        event: str,
+        maxsize: int,
+        overflow: str,
+        payload_type: Any = None,
+    ) -> None:
         if overflow not in _OVERFLOW_POLICIES:
             raise ValueError(f"overflow: expected one of {_OVERFLOW_POLICIES}")
         if maxsize < 1:
@@ -138,6 +151,7 @@ class EventStream(AsyncIterator[Any]):
         self._waiter: asyncio.Future[None] | None = None
         self._end: BaseException | None = None
         self.dropped = 0
+        self._type = payload_type
 
     def _push(self, payload: Any) -> None:
         if self._end is not None:
@@ -190,6 +204,8 @@ class EventStream(AsyncIterator[Any]):
         payload = self._buffer.popleft()
         if self._overflow == "pause" and len(self._buffer) <= self._maxsize // 2:
             self._session._release_reading(self)
+        if self._type is not None:
+            return structure_payload(payload, self._type, f"a {self.event!r} event")
         return payload
 
     async def aclose(self) -> None:
@@ -221,6 +237,55 @@ class _Link:
 
 def _given(value: Any, *args: Any) -> Any:
     return value
+
+
+def _typed_handler(
+    event: str, handler: Callable[..., Any], payload_type: Any
+) -> Callable[..., Any]:
+    """Wraps ``handler`` so it receives the payload structured into ``payload_type``.
+
+    A payload that does not fit raises InvalidResponse before the handler is called; the
+    dispatcher reports it to ``on_error``.
+    """
+    what = f"a {event!r} event"
+    if inspect.iscoroutinefunction(handler):
+
+        async def typed_async(*args: Any) -> Any:
+            return await handler(structure_payload(payload_of(args), payload_type, what))
+
+        return typed_async
+
+    def typed(*args: Any) -> Any:
+        return handler(structure_payload(payload_of(args), payload_type, what))
+
+    return typed
+
+
+class Ticker:
+    """A fixed-rate tick started by :meth:`Session.every`; ``cancel()`` stops it.
+
+    Attributes:
+        interval: seconds between ticks.
+        ticks: how many times the function ran.
+        overruns: ticks skipped because the function (or the loop) ran late.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.ticks = 0
+        self.overruns = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def __repr__(self) -> str:
+        return f"<Ticker every {self.interval} s: {self.ticks} ticks, {self.overruns} overruns>"
 
 
 def coerce_response(response: ResponseLike) -> ConnectResponse:
@@ -279,6 +344,11 @@ class Session:
         stream_maxsize: default buffer of ``stream()``.
         max_payload: largest inbound message accepted, in bytes; a larger one ends the
             connection (reported to ``on_disconnect``), which then reconnects.
+        latency_probe: an event the backend acknowledges (the example backend's "echo"),
+            called every ``latency_interval`` seconds while connected so that
+            :attr:`latency` stays fresh when the session is idle; None (the default)
+            measures the session's own calls only.
+        latency_interval: seconds between latency probes.
         max_backlog: how many handler runs may wait for slow (async) handlers; at this
             high-water mark the session stops reading from the connection (back-pressure:
             nothing is dropped, everything waits unread) until the backlog is down to half.
@@ -310,6 +380,8 @@ class Session:
         stream_maxsize: int = 1000,
         max_payload: int = 16 * 1024 * 1024,
         max_backlog: int = 1000,
+        latency_probe: str | None = None,
+        latency_interval: float = 5.0,
         transport_factory: TransportFactory | None = None,
     ) -> None:
         if response is None and connect is None:
@@ -317,6 +389,9 @@ class Session:
         _positive("ready_timeout", ready_timeout)
         _positive("call_timeout", call_timeout)
         _positive("connect_timeout", connect_timeout, allow_none=False)
+        _positive("latency_interval", latency_interval, allow_none=False)
+        if latency_probe is not None:
+            check_event_name(latency_probe)
         _positive("disconnect_grace", disconnect_grace + 1e-9, allow_none=False)
         if isinstance(transports, str) or not transports or not set(transports) <= set(_TRANSPORTS):
             raise ValueError(f"transports: expected a sequence drawn from {_TRANSPORTS}")
@@ -378,6 +453,10 @@ class Session:
         self.events_sent = 0
         self.events_received = 0
         self.last_round_trip: float | None = None
+        self._latency = LatencyEstimate()
+        self._latency_probe = latency_probe
+        self._latency_interval = latency_interval
+        self._tickers: set[Ticker] = set()
         #: How many times reading was paused because handlers or streams fell behind.
         self.read_pauses = 0
 
@@ -457,6 +536,16 @@ class Session:
             await self.close()
             raise
         self._flush()
+        if self._latency_probe is not None:
+            self.every(self._latency_interval, self._probe_latency)
+
+    async def _probe_latency(self) -> None:
+        assert self._latency_probe is not None
+        if self.connected:
+            try:
+                await self.call(self._latency_probe, timeout=self._latency_interval)
+            except (JamsocketError, TimeoutError) as exc:  # the next probe will tell more
+                logger.debug("latency probe failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
         """Disconnect and release everything (tasks, connection, status watcher); idempotent.
@@ -469,6 +558,7 @@ class Session:
         self._fail_all(SessionClosed("the session was closed"))
         tasks = [t for t in (self._reconnector, self._dispatcher) if t is not None]
         tasks += list(self._background)
+        tasks += [ticker._task for ticker in self._tickers if ticker._task is not None]
         for task in tasks:
             if task is not asyncio.current_task():
                 task.cancel()
@@ -575,6 +665,89 @@ class Session:
         transport, self._transport, self._link = self._transport, None, None
         if transport is not None:
             self._spawn(transport.close())
+        for ticker in list(self._tickers):
+            ticker.cancel()
+
+    # ------------------------------------------------------------------ timing
+
+    @property
+    def latency(self) -> LatencyEstimate:
+        """Round-trip time to the backend: ``last`` and ``smoothed`` (seconds), ``samples``.
+
+        Fed by every :meth:`call`, and by periodic probes when ``latency_probe`` is set.
+        """
+        return self._latency
+
+    def every(
+        self,
+        interval: float,
+        fn: Callable[[], Any],
+        *,
+        on_overrun: Callable[[int], Any] | None = None,
+    ) -> Ticker:
+        """Call ``fn()`` (sync or async) every ``interval`` seconds, at a fixed rate.
+
+        The schedule is absolute (tick *n* is due at start + *n* x interval), so it does not
+        drift. When ``fn`` or the loop runs late, missed ticks are skipped, not replayed in a
+        burst, and counted in ``ticker.overruns`` (``on_overrun(missed)`` is told). An error
+        in ``fn`` goes to ``on_error`` and the ticking goes on. It stops with ``cancel()``,
+        ``close()``, or the backend's termination.
+
+        Returns:
+            The :class:`Ticker`.
+
+        Raises:
+            ValueError: ``interval`` is not a positive number.
+        """
+        if not callable(fn):
+            raise TypeError("fn: expected a callable")
+        self._check_usable()
+        loop = self._loop_or_raise()
+        ticker = Ticker(interval)
+        schedule = TickSchedule(interval, loop.time())  # checks interval
+        ticker._task = loop.create_task(self._tick(ticker, schedule, fn, on_overrun))
+        self._tickers.add(ticker)
+        ticker._task.add_done_callback(lambda _: self._tickers.discard(ticker))
+        return ticker
+
+    async def _tick(
+        self,
+        ticker: Ticker,
+        schedule: TickSchedule,
+        fn: Callable[[], Any],
+        on_overrun: Callable[[int], Any] | None,
+    ) -> None:
+        loop = self._loop_or_raise()
+        while True:
+            deadline, missed = schedule.next(loop.time())
+            if missed:
+                ticker.overruns += missed
+                if on_overrun is not None:
+                    on_overrun(missed)
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                result = fn()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # noqa: BLE001 - user code: report it, keep ticking
+                self._report_error(exc)
+            ticker.ticks += 1
+
+    # ------------------------------------------------------------------ display
+
+    def _repr_html_(self) -> str:
+        return _display.as_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(_display.as_text(self))
+
+    def display(self) -> Any:
+        """A live view for notebooks: an ipywidgets widget that redraws on every status and
+        connection change; without ipywidgets, the text summary (``str``)."""
+        widget = _display.live(self)
+        return widget if widget is not None else _display.as_text(self)
 
     # ------------------------------------------------------------------ connection
 
@@ -780,17 +953,18 @@ class Session:
         """
         check_event_name(event)
         self._check_usable()
+        wire = to_wire(args)
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
             try:
-                transport.emit(event, args)
+                transport.emit(event, wire)
             except ConnectionError:
                 pass
             else:
                 self.events_sent += 1
                 await transport.drain()
                 return
-        self._outbox.put(Outgoing(event, checked_copy(args)))
+        self._outbox.put(Outgoing(event, checked_copy(wire)))
 
     async def call(
         self,
@@ -798,6 +972,7 @@ class Session:
         *args: Any,
         timeout: float | _Default | None = _Default.DEFAULT,
         retry: bool = False,
+        type: Any = None,
     ) -> Any:
         """Send an event and wait for the backend's acknowledgement.
 
@@ -807,6 +982,8 @@ class Session:
             timeout: seconds to wait (default: the session's ``call_timeout``).
             retry: if the connection drops before the answer, send it again after the
                 reconnect (at-least-once) instead of raising ConnectionLost.
+            type: structure the acknowledgement into this type (an attrs class, a
+                dataclass...) with the project's converter.
 
         Returns:
             The acknowledgement: None for no arguments, the value for one, else a tuple.
@@ -818,22 +995,24 @@ class Session:
             TypeError: an argument cannot be serialized, or ``event`` is not a string (nothing
                 was sent).
             ValueError: ``event`` is empty or one of Socket.IO's reserved names.
+            InvalidResponse: the acknowledgement does not fit ``type`` (fields named).
         """
         check_event_name(event)
         self._check_usable()
+        wire = to_wire(args)
         loop = self._loop_or_raise()
         effective = self._call_timeout if isinstance(timeout, _Default) else timeout
         future: asyncio.Future[Any] = loop.create_future()
         # A call that may be sent again keeps a copy: the caller may change its arguments.
-        call = _Call(event, checked_copy(args) if retry else list(args), future, retry)
+        call = _Call(event, checked_copy(wire) if retry else list(wire), future, retry)
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
             try:
                 self._write(transport, event, call.args, call)
             except ConnectionError:
-                self._outbox.put(Outgoing(event, checked_copy(args), call))
+                self._outbox.put(Outgoing(event, checked_copy(wire), call))
         else:
-            call.args = checked_copy(args)
+            call.args = checked_copy(wire)
             self._outbox.put(Outgoing(event, call.args, call))
         if effective is not None:
             call.timer = loop.call_later(effective, self._call_timed_out, call, effective)
@@ -843,6 +1022,9 @@ class Session:
         finally:
             self._inflight.pop(id(call), None)
         self.last_round_trip = loop.time() - started
+        self._latency.add(self.last_round_trip)
+        if type is not None:
+            return structure_payload(result, type, f"the acknowledgement of {event!r}")
         return result
 
     def _call_timed_out(self, call: _Call, timeout: float) -> None:
@@ -853,13 +1035,15 @@ class Session:
     # ------------------------------------------------------------------ receiving
 
     @overload
-    def on(self, event: str, handler: None = None) -> Callable[[F], F]: ...
+    def on(self, event: str, handler: None = None, *, type: Any = None) -> Callable[[F], F]: ...
 
     @overload
-    def on(self, event: str, handler: Callable[..., Any]) -> Callable[[], None]: ...
+    def on(
+        self, event: str, handler: Callable[..., Any], *, type: Any = None
+    ) -> Callable[[], None]: ...
 
     def on(
-        self, event: str, handler: Callable[..., Any] | None = None
+        self, event: str, handler: Callable[..., Any] | None = None, *, type: Any = None
     ) -> Callable[[], None] | Callable[[F], F]:
         """Call ``handler(*args)`` for every ``event``; sync or async.
 
@@ -870,6 +1054,11 @@ class Session:
         handler that raises is logged and reported to ``on_error``; the session goes on.
         Listeners registered before ``connect()`` receive the very first events.
 
+        With ``type`` (an attrs class, a dataclass...), the payload is structured with the
+        project's converter and the handler gets the object; a payload that does not fit is
+        reported to ``on_error`` as InvalidResponse naming the fields, and the handler is not
+        called.
+
         Returns:
             A callable that removes the handler; used as a decorator (``@s.on("event")``),
             returns the function unchanged.
@@ -877,13 +1066,14 @@ class Session:
         if handler is None:
 
             def decorator(fn: F) -> F:
-                self.on(event, fn)
+                self.on(event, fn, type=type)
                 return fn
 
             return decorator
         if not callable(handler):
             raise TypeError("handler: expected a callable")
-        self._handlers.add(event, _Handler(handler))
+        fn = handler if type is None else _typed_handler(event, handler, type)
+        self._handlers.add(event, _Handler(fn, key=handler))
 
         def remove() -> None:
             self.off(event, handler)
@@ -894,7 +1084,9 @@ class Session:
         """Remove a handler; True if it was registered."""
         return self._handlers.remove(event, _Handler(handler))
 
-    def wait_for(self, event: str, timeout: float | None = None) -> Awaitable[Any]:
+    def wait_for(
+        self, event: str, timeout: float | None = None, *, type: Any = None
+    ) -> Awaitable[Any]:
         """Wait for the next occurrence of ``event`` and return its payload.
 
         The wait starts when ``wait_for`` is *called*, not when it is awaited, so this never
@@ -904,21 +1096,27 @@ class Session:
             await session.send("ping")
             print(await pong)
 
+        With ``type``, the payload is structured into it (see :meth:`on`).
+
         Raises:
             TimeoutError: ``timeout`` elapsed.
             BackendTerminated: the backend terminated first.
+            InvalidResponse: the payload does not fit ``type`` (fields named).
         """
         self._check_usable()
         future: asyncio.Future[Any] = self._loop_or_raise().create_future()
         self._waiters.setdefault(event, []).append(future)
-        return self._await_event(event, future, timeout)
+        return self._await_event(event, future, timeout, type)
 
     async def _await_event(
-        self, event: str, future: asyncio.Future[Any], timeout: float | None
+        self, event: str, future: asyncio.Future[Any], timeout: float | None, payload_type: Any
     ) -> Any:
         try:
             async with _timeout(timeout):
-                return await future
+                payload = await future
+                if payload_type is None:
+                    return payload
+                return structure_payload(payload, payload_type, f"a {event!r} event")
         except TimeoutError:
             if future.done() and not future.cancelled() and future.exception() is None:
                 return future.result()
@@ -929,11 +1127,20 @@ class Session:
                 waiters.remove(future)
 
     def stream(
-        self, event: str, *, maxsize: int | None = None, overflow: str = "error"
+        self,
+        event: str,
+        *,
+        maxsize: int | None = None,
+        overflow: str = "error",
+        type: Any = None,
     ) -> EventStream:
-        """Every occurrence of ``event`` from now on, in order (see :class:`EventStream`)."""
+        """Every occurrence of ``event`` from now on, in order (see :class:`EventStream`).
+
+        With ``type``, each payload is structured into it; one that does not fit raises
+        InvalidResponse from the iteration (naming the fields).
+        """
         self._check_usable()
-        stream = EventStream(self, event, maxsize or self._stream_maxsize, overflow)
+        stream = EventStream(self, event, maxsize or self._stream_maxsize, overflow, type)
         self._streams.add(event, stream)
         return stream
 

@@ -9,15 +9,21 @@ before reconnecting) live in one place and are tested without a network.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import enum
 import json
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
+import attrs
 from attrs import define, field
+from cattrs.errors import ClassValidationError, IterableValidationError
 
-from .._errors import SendQueueFull
+from .. import _converter as conv
+from .._errors import InvalidResponse, SendQueueFull
 from .._models import BackendState, BackendStatus, status_rank
 
 T = TypeVar("T")
@@ -30,6 +36,60 @@ def payload_of(args: Sequence[Any]) -> Any:
     if len(args) == 1:
         return args[0]
     return tuple(args)
+
+
+def structure_payload(value: Any, cls: Any, what: str) -> Any:
+    """A received payload as ``cls`` (an attrs class, a dataclass, or any type cattrs knows).
+
+    Structured by the project's one converter, with its strict rules ("1" is not an int).
+
+    Raises:
+        InvalidResponse: the payload does not fit; every bad field is named.
+    """
+    name = getattr(cls, "__name__", str(cls))
+    try:
+        return conv.converter.structure(value, cls)
+    except (ClassValidationError, IterableValidationError) as exc:
+        raise InvalidResponse(f"{what} does not fit {name}", conv.describe_errors(exc)) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = str(exc) if isinstance(exc, conv.FieldError) else type(exc).__name__
+        raise InvalidResponse(f"{what} does not fit {name}", [f"value: {detail}"]) from None
+
+
+_WIRE_NATIVE = frozenset({str, int, float, bool, type(None), list, dict, bytes, bytearray})
+
+
+def to_wire(args: Sequence[Any]) -> Sequence[Any]:
+    """Outgoing arguments with attrs and dataclass instances unstructured to plain data.
+
+    Plain arguments (the common case) pass through untouched, at the cost of one type check
+    each.
+    """
+    for arg in args:
+        if type(arg) not in _WIRE_NATIVE:
+            break
+    else:
+        return args
+    return [_plain(arg) for arg in args]
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if attrs.has(kind) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return _enum_values(conv.converter.unstructure(value))
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _enum_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _enum_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_enum_values(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 #: Socket.IO's own event names: socket.io-client refuses to emit them, and a server would take
@@ -243,3 +303,49 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+@define
+class TickSchedule:
+    """Deadlines of a fixed-rate tick on an absolute schedule, so it never drifts.
+
+    ``next(now)`` gives the next deadline and how many ticks were missed: a late tick is not
+    made up with a burst; the missed ones are skipped and counted as overruns.
+    """
+
+    interval: float
+    start: float
+    ticks: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.interval > 0 and math.isfinite(self.interval)):
+            raise ValueError("interval: expected a positive number of seconds")
+
+    def next(self, now: float) -> tuple[float, int]:
+        """The next deadline after tick ``ticks``, and the number of ticks skipped."""
+        deadline = self.start + (self.ticks + 1) * self.interval
+        missed = 0
+        if now > deadline + self.interval:
+            missed = int((now - deadline) // self.interval)
+        self.ticks += 1 + missed
+        return self.start + self.ticks * self.interval, missed
+
+
+@define
+class LatencyEstimate:
+    """Round-trip time: the last sample and a smoothed value (TCP's SRTT, alpha = 1/8).
+
+    Attributes:
+        last: the latest round trip, in seconds (None before the first).
+        smoothed: the exponentially smoothed round trip, in seconds.
+        samples: how many round trips were measured.
+    """
+
+    last: float | None = None
+    smoothed: float | None = None
+    samples: int = 0
+
+    def add(self, rtt: float) -> None:
+        self.last = rtt
+        self.smoothed = rtt if self.smoothed is None else self.smoothed + (rtt - self.smoothed) / 8
+        self.samples += 1

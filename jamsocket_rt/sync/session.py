@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from .._models import BackendState, ConnectResponse
-from ..asyncio.session import EventStream, ResponseLike, Session, _Default
+from ..asyncio.session import EventStream, ResponseLike, Session, Ticker, _Default
+from ..protocol.session import LatencyEstimate
 
 T = TypeVar("T")
 
@@ -191,26 +192,34 @@ class SyncSession:
         *args: Any,
         timeout: float | _Default | None = _Default.DEFAULT,
         retry: bool = False,
+        type: Any = None,
     ) -> Any:
         """See :meth:`Session.call`."""
-        return self._run(lambda: self._session.call(event, *args, timeout=timeout, retry=retry))
+        return self._run(
+            lambda: self._session.call(event, *args, timeout=timeout, retry=retry, type=type)
+        )
 
-    def wait_for(self, event: str, timeout: float | None = None) -> Any:
+    def wait_for(self, event: str, timeout: float | None = None, *, type: Any = None) -> Any:
         """See :meth:`Session.wait_for`."""
-        return self._run(lambda: self._session.wait_for(event, timeout=timeout))
+        return self._run(lambda: self._session.wait_for(event, timeout=timeout, type=type))
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """See :meth:`Session.wait_ready`."""
         self._run(lambda: self._session.wait_ready(timeout))
 
     def stream(
-        self, event: str, *, maxsize: int | None = None, overflow: str = "error"
+        self,
+        event: str,
+        *,
+        maxsize: int | None = None,
+        overflow: str = "error",
+        type: Any = None,
     ) -> Iterator[Any]:
         """Every occurrence of ``event`` from now on, blocking between them (see Session.stream).
 
         Registration happens at once, so nothing sent after this call is missed.
         """
-        events = self._session.stream(event, maxsize=maxsize, overflow=overflow)
+        events = self._session.stream(event, maxsize=maxsize, overflow=overflow, type=type)
         return self._iterate(events)
 
     def _iterate(self, events: EventStream) -> Iterator[Any]:
@@ -226,9 +235,38 @@ class SyncSession:
 
     # ------------------------------------------------------------------ listeners
 
-    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+    def on(self, event: str, handler: Callable[..., Any] | None = None, *, type: Any = None) -> Any:
         """See :meth:`Session.on`; handlers run on the background loop thread."""
-        return self._session.on(event, handler)
+        return self._session.on(event, handler, type=type)
+
+    def every(
+        self,
+        interval: float,
+        fn: Callable[[], Any],
+        *,
+        on_overrun: Callable[[int], Any] | None = None,
+    ) -> Ticker:
+        """See :meth:`Session.every`; ``fn`` runs on the background loop thread."""
+
+        async def start() -> Ticker:
+            return self._session.every(interval, fn, on_overrun=on_overrun)
+
+        return self._run(start)
+
+    @property
+    def latency(self) -> LatencyEstimate:
+        """See :attr:`Session.latency`."""
+        return self._session.latency
+
+    def display(self) -> Any:
+        """See :meth:`Session.display`."""
+        return self._session.display()
+
+    def _repr_html_(self) -> str:
+        return self._session._repr_html_()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        self._session._repr_pretty_(printer, cycle)
 
     def off(self, event: str, handler: Callable[..., Any]) -> bool:
         return self._session.off(event, handler)
