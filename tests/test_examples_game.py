@@ -34,3 +34,36 @@ def test_next_move_heads_for_the_nearest_coin() -> None:
     assert game_bot.next_move(me, [[9, 5], [5, 3]]) == {"dx": 0, "dy": -1}
     assert game_bot.next_move(me, [[7, 9]]) == {"dx": 1, "dy": 0}
     assert game_bot.next_move(me, []) == {"dx": 0, "dy": 0}
+
+
+async def test_a_player_keeps_its_queued_inputs_across_a_token_expiry() -> None:
+    backend = [sys.executable, str(REPO_ROOT / "examples" / "game_backend.py")]
+    dev = DevServer(backend=backend, quiet=True)
+    async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
+        renewals = 0
+
+        async def connect() -> jrt.ConnectResponse:
+            nonlocal renewals
+            renewals += 1
+            return await api.connect(key="arena")
+
+        player = jrt.Session(connect=connect, reconnect_delay=(0.05, 0.2))
+        me: list[str] = []
+        player.on("joined", lambda info: me.append(info["player"]))
+        async with player:
+            back = asyncio.Event()
+            dropped = asyncio.Event()
+            player.on_reconnect(back.set)
+            player.on_disconnect(lambda error: dropped.set())
+            assert player.backend_id is not None
+            dev.expire_tokens(player.backend_id)  # the proxy drops us and answers 410
+            await asyncio.wait_for(dropped.wait(), 10)
+            for seq in range(1, 4):  # inputs made while the player is cut off
+                await player.send("move", {"dx": 1, "dy": 0, "seq": seq})
+            await asyncio.wait_for(back.wait(), 10)
+            assert renewals == 2, "the token was renewed through connect()"
+            async with asyncio.timeout(10):
+                async for state in player.stream("state"):
+                    mine = state["players"].get(me[-1])
+                    if mine is not None and mine["last_seq"] == 3:
+                        break
