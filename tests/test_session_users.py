@@ -198,13 +198,16 @@ def test_sync_session_typed_and_every(jamsocket_dev_server: Any) -> None:
 async def test_live_widget_redraws_on_status_changes() -> None:
     pytest.importorskip("ipywidgets")
     dev = DevServer(backend=backend_command("python"), quiet=True)
-    async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
-        async with jrt.Session(await api.connect()) as s:
-            widget = s.display()
-            assert "ready" in widget.value
-            ended = s.wait_for("never")
-            assert s.backend_id is not None
-            await api.terminate(s.backend_id)
-            with pytest.raises(jrt.BackendTerminated):
-                await ended
-            assert "terminated" in widget.value, "the widget redrew on the terminal status"
+    async with (
+        dev,
+        jrt.Jamsocket.dev_server(dev.api_url) as api,
+        jrt.Session(await api.connect()) as s,
+    ):
+        widget = s.display()
+        assert "ready" in widget.value
+        ended = s.wait_for("never")
+        assert s.backend_id is not None
+        await api.terminate(s.backend_id)
+        with pytest.raises(jrt.BackendTerminated):
+            await ended
+        assert "terminated" in widget.value, "the widget redrew on the terminal status"
