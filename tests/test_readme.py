@@ -33,9 +33,14 @@ def run_example(code: str, cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-async def test_readme_python_examples_run(tmp_path: Path) -> None:
-    assert len(BLOCKS) == 2, "update this test when the README's examples change"
-    quickstart, blocking = BLOCKS
+def test_every_python_snippet_compiles() -> None:
+    for block in BLOCKS:
+        compile(block, "README.md", "exec")
+
+
+async def test_readme_quickstart_examples_run(tmp_path: Path) -> None:
+    quickstart, blocking = BLOCKS[:2]
+    assert "asyncio.run(main())" in quickstart, "the Quickstart comes first in the README"
     async with DevServer(quiet=True) as dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
         env = {"JAMSOCKET_DEV": "true", "JAMSOCKET_DEV_PORT": str(dev.port)}
         # Each example runs in a subprocess; this loop keeps serving meanwhile.
