@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import re
@@ -34,8 +35,8 @@ def run_example(code: str, cwd: Path, env: dict[str, str]) -> str:
 
 
 def test_every_python_snippet_compiles() -> None:
-    for block in BLOCKS:
-        compile(block, "README.md", "exec")
+    for block in BLOCKS:  # snippets may await at top level, as in a notebook
+        compile(block, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 async def test_readme_quickstart_examples_run(tmp_path: Path) -> None:
