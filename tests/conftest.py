@@ -44,6 +44,9 @@ import engineio.payload
 import pytest
 import socketio
 
+import jamsocket_rt as jrt
+from jamsocket_rt.dev import DevServer
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = REPO_ROOT / "tests" / "node"
 NODE_MODULES = NODE_DIR / "node_modules"
@@ -606,3 +609,23 @@ async def node_client(require_node: str) -> AsyncIterator[Callable[..., Awaitabl
     yield make
     for client in clients:
         await client.close()
+
+
+# --------------------------------------------------------------------------- dev server
+
+
+@pytest.fixture
+async def dev(backend_flavour: str) -> AsyncIterator[DevServer]:
+    """A DevServer running the example backend of ``backend_flavour`` (python, then node).
+
+    Test modules that need another backend or options define their own ``dev``.
+    """
+    async with DevServer(backend=backend_command(backend_flavour), quiet=True) as server:
+        yield server
+
+
+@pytest.fixture
+async def api(dev: DevServer) -> AsyncIterator[jrt.Jamsocket]:
+    """A platform API client of the ``dev`` server."""
+    async with jrt.Jamsocket.dev_server(dev.api_url) as client:
+        yield client

@@ -7,30 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import backend_command
 from faultproxy import FaultProxy, client_tasks, port_of, settle, through
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._backends import free_port
-
-
-@pytest.fixture
-async def dev(backend_flavour: str) -> AsyncIterator[DevServer]:
-    async with DevServer(backend=backend_command(backend_flavour), quiet=True) as server:
-        yield server
-
-
-@pytest.fixture
-async def api(dev: DevServer) -> AsyncIterator[jrt.Jamsocket]:
-    async with jrt.Jamsocket.dev_server(dev.api_url) as client:
-        yield client
 
 
 def no_watcher_for(response: jrt.ConnectResponse) -> bool:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from conftest import backend_command
 from faultproxy import FaultProxy, port_of, through
 
 import jamsocket_rt as jrt
@@ -60,18 +59,6 @@ class Watch:
                 await self._changed.wait()
 
         await asyncio.wait_for(wait(), timeout)
-
-
-@pytest.fixture
-async def dev(backend_flavour: str) -> AsyncIterator[DevServer]:
-    async with DevServer(backend=backend_command(backend_flavour), quiet=True) as server:
-        yield server
-
-
-@pytest.fixture
-async def api(dev: DevServer) -> AsyncIterator[jrt.Jamsocket]:
-    async with jrt.Jamsocket.dev_server(dev.api_url) as client:
-        yield client
 
 
 @pytest.fixture

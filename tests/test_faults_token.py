@@ -7,7 +7,6 @@ was queued; without one, everything waiting fails with TokenExpired, promptly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -15,18 +14,6 @@ from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
-
-
-@pytest.fixture
-async def dev(backend_flavour: str) -> AsyncIterator[DevServer]:
-    async with DevServer(backend=backend_command(backend_flavour), quiet=True) as server:
-        yield server
-
-
-@pytest.fixture
-async def api(dev: DevServer) -> AsyncIterator[jrt.Jamsocket]:
-    async with jrt.Jamsocket.dev_server(dev.api_url) as client:
-        yield client
 
 
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import NodeClient, backend_command
+from conftest import NodeClient
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
@@ -23,18 +22,6 @@ def client_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
         for task in tasks
         if not any(part in task.get_coro().cr_code.co_filename for part in server_side)  # type: ignore[union-attr]
     ]
-
-
-@pytest.fixture
-async def dev(backend_flavour: str) -> AsyncIterator[DevServer]:
-    async with DevServer(backend=backend_command(backend_flavour), quiet=True) as server:
-        yield server
-
-
-@pytest.fixture
-async def api(dev: DevServer) -> AsyncIterator[jrt.Jamsocket]:
-    async with jrt.Jamsocket.dev_server(dev.api_url) as client:
-        yield client
 
 
 async def test_first_events_reach_listeners_registered_before_connect(api: jrt.Jamsocket) -> None:
