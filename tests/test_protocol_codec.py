@@ -469,3 +469,96 @@ def test_packet_round_trip(
     assert decode_packet(text[1:].decode()) == Packet(
         plain.get(ptype, ptype), data, ack_id, namespace
     )
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def general_path(proto: ClientProtocol, text: str) -> list[Any] | str:
+    """What the general parser makes of a MESSAGE packet (or the error it raises)."""
+    try:
+        return proto._on_message(text)
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+
+
+def fast_path(proto: ClientProtocol, text: str) -> list[Any] | str:
+    try:
+        return proto.receive_text(text)
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '430["x"]',
+        "4317[]",
+        '43007["leading zeros"]',
+        '42["name"]',
+        '42["name",1,{"a":[2]}]',
+        '4212["asks",null]',
+        "43²[1]",  # a digit, but not an ASCII one
+        "43 1[1]",
+        "43+1[1]",
+        "431_0[1]",
+        "43-1[1]",
+        '42 ["x"]',
+        '42["x"] ',
+        '42["x"]]',
+        "42[1]",  # a number as event name: the general path converts it
+        "42[true]",
+        '42{"a":[1]}',
+        '43/nsp,1["other namespace"]',
+        '42/nsp,["x"]',
+        "43[]",
+        '43["no id"]',
+        '431{"a":[1]}',
+        '45["x"]',
+        '451-["b",{"_placeholder":true,"num":0}]',
+    ],
+)
+def test_fast_path_agrees_with_the_general_parser(codec: JsonCodec, text: str) -> None:
+    assert fast_path(connected(codec), text) == general_path(connected(codec), text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["2", "3"]),
+    middle=st.text(alphabet="0123456789 +-_²/,ab", max_size=5),
+    body=st.sampled_from(["[]", '["e"]', '["e",1]', "[1]", "{}", '"x"', "[", "[null]", ""]),
+)
+def test_fast_path_agrees_on_arbitrary_packets(kind: str, middle: str, body: str) -> None:
+    text = "4" + kind + middle + body
+    for codec in (StdlibJsonCodec(), default_json()):
+        assert fast_path(connected(codec), text) == general_path(connected(codec), text)
+
+
+@pytest.mark.parametrize(
+    "document",
+    ['["x"]', ' ["x"]', '["x"] ', "\n[1]\n", "NaN", "[Infinity]", '{"a":1}', "1", '"s"', "null"],
+)
+def test_stdlib_codec_parses_as_json_loads(document: str) -> None:
+    import json
+
+    codec = StdlibJsonCodec()
+    assert json.dumps(codec.loads(document)) == json.dumps(json.loads(document))
+    assert json.dumps(codec.loads(document.encode())) == json.dumps(json.loads(document))
+
+
+@pytest.mark.parametrize("document", ["", "[", '["x"] x', "[1,]", "{'a': 1}", "   "])
+def test_stdlib_codec_refuses_what_json_loads_refuses(document: str) -> None:
+    with pytest.raises(ValueError):
+        StdlibJsonCodec().loads(document)
+
+
+def test_stdlib_codec_encodes_compactly_and_calls_default() -> None:
+    codec = StdlibJsonCodec()
+    assert (
+        codec.dumps(["é", {"k": [1, 2.5, None, True]}]) == '["é",{"k":[1,2.5,null,true]}]'.encode()
+    )
+    assert codec.dumps([b"x"], lambda value: {"bytes": len(value)}) == b'[{"bytes":1}]'
+    with pytest.raises(TypeError):
+        codec.dumps([b"x"])
+    with pytest.raises(ValueError):
+        codec.dumps([float("inf")])
