@@ -19,13 +19,17 @@ import pytest
 from transport_peers import (
     TOKEN_PATH,
     Recorder,
+    ScriptedPeer,
     TcpProxy,
     gone_server,
     node_available,
     node_peer,
     python_peer,
+    scripted_ws_server,
     self_signed_certificate,
+    server_frame,
     silent_server,
+    text,
 )
 
 from jamsocket_rt import TokenExpired
@@ -466,15 +470,293 @@ async def test_listener_errors_do_not_break_the_connection(python_origin: str) -
         loop.set_exception_handler(None)
 
 
-async def test_many_websocket_transports_share_one_session(python_origin: str) -> None:
+async def test_many_websocket_transports_resolve_a_host_name_once(python_origin: str) -> None:
+    from jamsocket_rt.transport import websocket
+
+    loop = asyncio.get_running_loop()
+    lookups: list[str] = []
+    resolve = loop.getaddrinfo
+
+    async def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        return await resolve(host, *args, **kwargs)
+
+    websocket._resolved.clear()
+    by_name = python_origin.replace("127.0.0.1", "localhost")
     transports = [WebSocketTransport() for _ in range(5)]
-    await asyncio.gather(
-        *(t.connect(target("websocket", python_origin), Recorder()) for t in transports)
-    )
-    sessions = {id(t._session) for t in transports}
-    assert len(sessions) == 1
-    session = transports[0]._session
-    assert session is not None
-    for t in transports:
-        await t.close()
-    assert session.closed
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "getaddrinfo", counting)
+        await asyncio.gather(
+            *(t.connect(target("websocket", by_name), Recorder()) for t in transports)
+        )
+        assert lookups == ["localhost"]
+        for t in transports:
+            assert await call(t, "echo", "hi") == ["hi"]
+            await t.close()
+
+
+# --------------------------------------------------------------------------- the websocket itself
+
+
+async def open_scripted(origin: str, recorder: Recorder | None = None) -> WebSocketTransport:
+    transport = WebSocketTransport()
+    await transport.connect(target("websocket", origin), recorder or Recorder())
+    return transport
+
+
+async def test_frames_split_at_every_byte_and_joined_in_one_segment() -> None:
+    """Frames arrive one byte at a time, or many per segment, or with the 101 head."""
+    big = "y" * 70_000  # a 64-bit length
+    medium = "m" * 300  # a 16-bit length
+
+    async def script(peer: ScriptedPeer) -> None:
+        await peer.handshake()
+        stream = text('42["one"]') + text(f'42["medium","{medium}"]') + text(f'42["big","{big}"]')
+        for byte in range(len(stream[:400])):
+            peer.send(stream[byte : byte + 1])
+            await peer.writer.drain()
+        peer.send(stream[400:])
+        peer.send(text('42["a"]') + text('42["b"]') + text('42["c"]'))
+        await asyncio.sleep(5)
+
+    # The OPEN packet comes in the same write as the response head.
+    async with scripted_ws_server(script) as origin:
+        recorder = Recorder()
+        transport = await open_scripted(origin, recorder)
+        try:
+            await recorder.wait_event("c")
+            assert [event for event, _, _ in recorder.events] == [
+                "one",
+                "medium",
+                "big",
+                "a",
+                "b",
+                "c",
+            ]
+            assert recorder.received("big") == [[big]]
+            assert recorder.received("medium") == [[medium]]
+        finally:
+            await transport.close()
+
+
+async def test_fragmented_messages_pings_and_pongs() -> None:
+    async def script(peer: ScriptedPeer) -> None:
+        await peer.handshake()
+        payload = b'42["frag","' + b"z" * 50 + b'"]'
+        peer.send(server_frame(0x1, payload[:10], fin=False))
+        peer.send(server_frame(0x9, b"are you there"))  # a control frame between fragments
+        peer.send(server_frame(0x0, payload[10:30], fin=False))
+        peer.send(server_frame(0xA, b"unsolicited pong"))
+        peer.send(server_frame(0x0, payload[30:], fin=True))
+        assert await peer.read_frame() == (0xA, b"are you there")
+        peer.send(text("2"))  # an Engine.IO ping
+        assert await peer.read_text() == "3"
+        await asyncio.sleep(5)
+
+    async with scripted_ws_server(script) as origin:
+        recorder = Recorder()
+        transport = await open_scripted(origin, recorder)
+        try:
+            assert await recorder.wait_event("frag") == ["z" * 50]
+            await asyncio.sleep(0.2)
+            assert recorder.losses == []
+        finally:
+            await transport.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [
+        (server_frame(0x1, b'42["x"]', mask=b"abcd"), "masked frame"),
+        (server_frame(0x1, b'42["x"]', rsv=4), "reserved bits"),
+        (server_frame(0x3, b"?"), "unknown websocket opcode"),
+        (server_frame(0x0, b"more"), "continuation frame without"),
+        (server_frame(0x1, b"\xff\xfe"), "not UTF-8"),
+        (server_frame(0x9, b"p" * 126), "oversized websocket control frame"),
+        (server_frame(0x9, b"p", fin=False), "fragmented"),
+        (server_frame(0x1, b"4", fin=False) + text("42[1]"), "before the last one was complete"),
+    ],
+)
+async def test_websocket_protocol_errors_end_the_connection(frame: bytes, problem: str) -> None:
+    async def script(peer: ScriptedPeer) -> None:
+        await peer.handshake()
+        await asyncio.sleep(0.05)
+        peer.send(frame)
+        await asyncio.sleep(5)
+
+    async with scripted_ws_server(script) as origin:
+        recorder = Recorder()
+        transport = await open_scripted(origin, recorder)
+        try:
+            error = await recorder.wait_lost()
+            assert isinstance(error, ProtocolError)
+            assert problem in str(error)
+            assert not transport.connected
+        finally:
+            await transport.close()
+
+
+async def test_server_close_frame_is_answered_and_reported() -> None:
+    answered: list[tuple[int, bytes]] = []
+
+    async def script(peer: ScriptedPeer) -> None:
+        await peer.handshake()
+        peer.send(server_frame(0x8, (4000).to_bytes(2, "big") + b"bye"))
+        answered.append(await peer.read_frame())
+        await asyncio.sleep(5)
+
+    async with scripted_ws_server(script) as origin:
+        recorder = Recorder()
+        transport = await open_scripted(origin, recorder)
+        try:
+            error = await recorder.wait_lost()
+            assert isinstance(error, ConnectionResetError)
+            assert "websocket close code 4000" in str(error)
+            await recorder.wait_until(lambda: bool(answered))
+            assert answered == [(0x8, (4000).to_bytes(2, "big"))]
+        finally:
+            await transport.close()
+
+
+async def test_polite_close_sends_disconnect_and_close_frame() -> None:
+    received: list[tuple[int, bytes]] = []
+
+    async def script(peer: ScriptedPeer) -> None:
+        await peer.handshake()
+        received.append(await peer.read_frame())
+        received.append(await peer.read_frame())
+        peer.send(server_frame(0x8, (1000).to_bytes(2, "big")))
+        await peer.writer.drain()
+
+    async with scripted_ws_server(script) as origin:
+        transport = await open_scripted(origin)
+        started = time.monotonic()
+        await transport.close()
+        assert time.monotonic() - started < 1.5, "the server ended the connection: no waiting"
+        assert received == [(0x1, b"41"), (0x8, (1000).to_bytes(2, "big"))]
+
+
+@pytest.mark.parametrize(
+    ("server", "problem"),
+    [
+        ({"status": b"403 Forbidden"}, "refused the websocket: HTTP 403 Forbidden"),
+        ({"accept": "wrong"}, "wrong Sec-WebSocket-Accept"),
+        ({"status": b"200 OK"}, "refused the websocket: HTTP 200 OK"),
+    ],
+)
+async def test_a_failed_upgrade_is_a_connection_error(server: dict[str, Any], problem: str) -> None:
+    async def script(peer: ScriptedPeer) -> None:
+        await asyncio.sleep(5)
+
+    async with scripted_ws_server(script, **server) as origin:
+        transport = WebSocketTransport()
+        with pytest.raises(ConnectionError, match=problem) as info:
+            await transport.connect(target("websocket", origin), Recorder())
+        assert "SOMETOKEN" not in str(info.value)
+        assert not transport.connected
+        await transport.close()
+
+
+async def test_upgrade_request_carries_path_host_and_headers() -> None:
+    requests: list[bytes] = []
+
+    async def script(peer: ScriptedPeer) -> None:
+        requests.append(peer.request)
+        await peer.handshake()
+        await asyncio.sleep(5)
+
+    async with scripted_ws_server(script) as origin:
+        transport = WebSocketTransport()
+        await transport.connect(
+            target("websocket", origin, headers={"X-Peer-Test": "yes", "User-Agent": "bot/1"}),
+            Recorder(),
+        )
+        await transport.close()
+    head = requests[0].decode()
+    assert head.startswith("GET /SOMETOKEN/socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n")
+    assert f"Host: {origin.removeprefix('http://')}\r\n" in head
+    assert "X-Peer-Test: yes\r\n" in head
+    assert "User-Agent: bot/1\r\n" in head
+    assert "User-Agent: jamsocket_rt" not in head
+    with pytest.raises(ValueError, match="line break"):
+        await WebSocketTransport().connect(
+            target("websocket", origin, headers={"X-Evil": "a\r\nInjected: 1"}), Recorder()
+        )
+
+
+async def test_paused_reading_keeps_what_arrived_until_resumed() -> None:
+    async def script(peer: ScriptedPeer) -> None:
+        await peer.handshake()
+        await asyncio.sleep(0.05)
+        peer.send(b"".join(text(f'42["n",{i}]') for i in range(10)))
+        await asyncio.sleep(5)
+
+    class Pausing(Recorder):
+        transport: WebSocketTransport | None = None
+
+        def transport_event(self, event: str, args: list[Any], ack: Any) -> None:
+            super().transport_event(event, args, ack)
+            if args == [2] and self.transport is not None:
+                self.transport.pause_reading()
+
+    async with scripted_ws_server(script) as origin:
+        recorder = Pausing()
+        transport = await open_scripted(origin, recorder)
+        recorder.transport = transport
+        try:
+            await recorder.wait_until(lambda: len(recorder.received("n")) >= 3)
+            await asyncio.sleep(0.1)
+            assert recorder.received("n") == [[0], [1], [2]], "at most the message being read"
+            transport.resume_reading()
+            await recorder.wait_until(lambda: len(recorder.received("n")) == 10)
+            assert recorder.received("n") == [[i] for i in range(10)]
+        finally:
+            await transport.close()
+
+
+# --------------------------------------------------------------------------- coarse timers
+
+
+async def test_coarse_timers_never_fire_early_and_cancel_cheaply() -> None:
+    from jamsocket_rt.transport._timers import TICK, coarse_timers
+
+    loop = asyncio.get_running_loop()
+    timers = coarse_timers(loop)
+    assert coarse_timers(loop) is timers
+    fired: list[tuple[str, float]] = []
+    started = loop.time()
+    for name, delay in (("short", 0.05), ("long", 0.3), ("tiny", 0.002)):
+        timers.call_later(
+            delay, lambda n, d: fired.append((n, loop.time() - started - d)), name, delay
+        )
+    cancelled = timers.call_later(0.1, fired.append, ("cancelled", 0.0))
+    cancelled.cancel()
+    cancelled.cancel()
+    assert cancelled.cancelled()
+    await asyncio.sleep(0.45)
+    assert [name for name, _ in fired] == ["tiny", "short", "long"]
+    for name, late in fired:
+        assert late >= -1e-3, f"{name} fired {-late} s early"
+        assert late < TICK + 0.1, f"{name} fired {late} s late"
+
+
+async def test_a_failing_timer_callback_is_reported_and_others_run() -> None:
+    from jamsocket_rt.transport._timers import coarse_timers
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        ran: list[int] = []
+
+        def boom() -> None:
+            raise RuntimeError("timer bug")
+
+        timers = coarse_timers(loop)
+        timers.call_later(0.02, boom)
+        timers.call_later(0.02, ran.append, 1)
+        await asyncio.sleep(0.1)
+        assert ran == [1]
+        assert [str(c["exception"]) for c in reported] == ["timer bug"]
+    finally:
+        loop.set_exception_handler(None)

@@ -8,7 +8,9 @@ the test's own event loop, the Node one is the real socket.io 4 server in a subp
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import queue
 import shutil
@@ -16,7 +18,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +310,123 @@ class TcpProxy:
 
 
 # --------------------------------------------------------------------------- listener
+
+
+# --------------------------------------------------------------------------- scripted websocket
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SIO_OPEN = '0{"sid":"eio","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'
+
+
+def server_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None
+) -> bytes:
+    """One websocket frame as a server would send it (unmasked unless ``mask`` is given)."""
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    length = len(payload)
+    if length < 126:
+        head = bytes((first, length | (0x80 if mask else 0)))
+    elif length < 65536:
+        head = bytes((first, 126 | (0x80 if mask else 0))) + length.to_bytes(2, "big")
+    else:
+        head = bytes((first, 127 | (0x80 if mask else 0))) + length.to_bytes(8, "big")
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def text(data: str) -> bytes:
+    """A text frame from the server."""
+    return server_frame(0x1, data.encode())
+
+
+class ScriptedPeer:
+    """One accepted websocket connection of :func:`scripted_ws_server`, for a test to drive."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.request = b""
+
+    async def read_frame(self, timeout: float = 5.0) -> tuple[int, bytes]:
+        """The next frame from the client (unmasked): (opcode, payload). Checks the mask."""
+        head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+        assert head[1] & 0x80, "client frames must be masked"
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await self.reader.readexactly(8), "big")
+        mask = await self.reader.readexactly(4)
+        data = await self.reader.readexactly(length)
+        return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    async def read_text(self, timeout: float = 5.0) -> str:
+        opcode, payload = await self.read_frame(timeout)
+        assert opcode == 0x1, (opcode, payload)
+        return payload.decode()
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def handshake(self, sid: str = "scripted") -> None:
+        """Engine.IO OPEN, the client's CONNECT, and the CONNECT answer."""
+        self.send(text(SIO_OPEN))
+        assert (await self.read_text()).startswith("40")
+        self.send(text("40" + json.dumps({"sid": sid})))
+
+
+@contextlib.asynccontextmanager
+async def scripted_ws_server(
+    script: Callable[[ScriptedPeer], Awaitable[None]],
+    *,
+    status: bytes = b"101 Switching Protocols",
+    accept: str | None = None,
+    after_head: bytes = b"",
+) -> AsyncIterator[str]:
+    """A websocket server that answers the upgrade, then runs ``script`` on the connection.
+
+    ``accept`` replaces the correct Sec-WebSocket-Accept; ``after_head`` is sent in the same
+    write as the response head. Yields the origin.
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = ScriptedPeer(reader, writer)
+        try:
+            peer.request = await reader.readuntil(b"\r\n\r\n")
+            key = b""
+            for line in peer.request.split(b"\r\n"):
+                if line.lower().startswith(b"sec-websocket-key:"):
+                    key = line.split(b":", 1)[1].strip()
+            digest = hashlib.sha1(key + WS_GUID, usedforsecurity=False).digest()
+            answer = accept if accept is not None else base64.b64encode(digest).decode()
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + answer.encode() + b"\r\n\r\n" + after_head
+            )
+            await script(peer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def accept_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(serve(reader, writer))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(accept_connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
 
 
 class Recorder:

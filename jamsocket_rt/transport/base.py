@@ -6,7 +6,7 @@ default namespace: it is opened once, moves events both ways, and reports exactl
 is gone. A new connection after a drop is a new Transport.
 
 Two implementations exist: :class:`~jamsocket_rt.transport.websocket.WebSocketTransport`, a
-lean Engine.IO v4 / Socket.IO v5 speaker on aiohttp's websocket (the fast default), and
+lean Engine.IO v4 / Socket.IO v5 speaker on a websocket of its own (the fast default), and
 :class:`~jamsocket_rt.transport.python_socketio.PythonSocketIOTransport`, python-socketio's
 AsyncClient behind the same contract (long-polling, and anything the fast path lacks).
 """
