@@ -45,6 +45,7 @@ from ..protocol.session import (
     structure_payload,
     to_wire,
 )
+from ..transport._timers import Deadline, coarse_timers
 from ..transport.base import AckResponder, ConnectRefused, ConnectTarget, Transport
 from . import status as status_hub
 
@@ -96,20 +97,36 @@ class _Handler:
 class _Call:
     """A call waiting for its acknowledgement."""
 
-    __slots__ = ("args", "event", "future", "retry", "timer")
+    __slots__ = ("args", "event", "future", "inflight", "retry", "timer")
 
-    def __init__(self, event: str, args: list[Any], future: asyncio.Future[Any], retry: bool):
+    def __init__(
+        self,
+        event: str,
+        args: list[Any],
+        future: asyncio.Future[Any],
+        retry: bool,
+        inflight: dict[int, _Call] | None = None,
+    ):
         self.event = event
         self.args = args
         self.future = future
         self.retry = retry
-        self.timer: asyncio.TimerHandle | None = None
+        self.inflight = inflight  # the session's calls in flight, left when acknowledged
+        self.timer: Deadline | asyncio.TimerHandle | None = None
+
+    def acked(self, args: list[Any]) -> None:
+        """The transport's acknowledgement callback (a bound method: no closure per call)."""
+        if self.inflight is not None:
+            self.inflight.pop(id(self), None)
+        self.resolve(args)
 
     def resolve(self, args: list[Any]) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        if not self.future.done():
-            self.future.set_result(payload_of(args))
+        future = self.future
+        if not future.done():
+            # payload_of(), inlined: this runs once per acknowledgement.
+            future.set_result(None if not args else args[0] if len(args) == 1 else tuple(args))
 
     def fail(self, exc: BaseException) -> None:
         if self.timer is not None:
@@ -926,14 +943,14 @@ class Session:
         else:
             if call.future.done():
                 return
-            transport.emit(event, args, lambda ack_args: self._acked(call, ack_args))
+            transport.emit(event, args, call.acked)
             # Only once written: an emit that raises (TypeError) leaves nothing in flight.
             self._inflight[id(call)] = call
         self.events_sent += 1
 
     def _acked(self, call: _Call, args: list[Any]) -> None:
         self._inflight.pop(id(call), None)
-        call.resolve(args)
+        call.resolve(args)  # (the transport calls call.acked, which does the same)
 
     # ------------------------------------------------------------------ sending
 
@@ -998,13 +1015,15 @@ class Session:
             InvalidResponse: the acknowledgement does not fit ``type`` (fields named).
         """
         check_event_name(event)
-        self._check_usable()
+        if self._closed or self._failure is not None or self._tracker.terminal is not None:
+            self._check_usable()  # raises
         wire = to_wire(args)
-        loop = self._loop_or_raise()
+        loop = self._loop or self._loop_or_raise()
         effective = self._call_timeout if isinstance(timeout, _Default) else timeout
         future: asyncio.Future[Any] = loop.create_future()
         # A call that may be sent again keeps a copy: the caller may change its arguments.
-        call = _Call(event, checked_copy(wire) if retry else list(wire), future, retry)
+        args_kept = checked_copy(wire) if retry else list(wire)
+        call = _Call(event, args_kept, future, retry, self._inflight)
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
             try:
@@ -1015,12 +1034,17 @@ class Session:
             call.args = checked_copy(wire)
             self._outbox.put(Outgoing(event, call.args, call))
         if effective is not None:
-            call.timer = loop.call_later(effective, self._call_timed_out, call, effective)
+            # One loop timer per 1/64 s for all calls, not one each (call_later and cancel
+            # cost more than the rest of a pipelined call).
+            call.timer = coarse_timers(loop).call_later(
+                effective, self._call_timed_out, call, effective
+            )
         started = loop.time()
         try:
             result = await future
-        finally:
-            self._inflight.pop(id(call), None)
+        except BaseException:
+            self._inflight.pop(id(call), None)  # (an acknowledged call has left already)
+            raise
         self.last_round_trip = loop.time() - started
         self._latency.add(self.last_round_trip)
         if type is not None:
@@ -1156,7 +1180,10 @@ class Session:
                 stream._push(payload)
         handlers = self._handlers.get(event)
         if handlers:
-            self._dispatch(handlers, tuple(args), ack)
+            if len(handlers) == 1 and not handlers[0].is_async and not self._backlog:
+                self._run_sync(handlers, tuple(args), ack)  # _dispatch's usual case, directly
+            else:
+                self._dispatch(handlers, tuple(args), ack)
         catch_all = self._handlers.get(ANY_EVENT)
         if catch_all:
             self._dispatch(catch_all, (event, *args), None if handlers else ack)
