@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         "(jamsocket_rt on the asyncio loop with stdlib json) (default: the first three)",
     )
     parser.add_argument(
+        "--targets",
+        type=_csv,
+        default=runner.TARGETS,
+        help="servers of the round trips: node, python, proxy (default: all)",
+    )
+    parser.add_argument(
+        "--only", type=_csv, default=(), help="scenario ids only, e.g. seq-64,pipe64-64,echo-64"
+    )
+    parser.add_argument(
         "--reps", type=int, help="repetitions of each round-trip figure (default 5)"
     )
     parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.25)")
@@ -66,10 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     unknown = set(args.suites) - {"roundtrip", "proxy", "many"}
+    unknown |= set(args.targets) - set(runner.TARGETS)
     unknown |= set(args.clients) - set(runner.CLIENT_LABELS)
     if unknown:
-        parser.error(f"unknown suite or client: {', '.join(sorted(unknown))}")
-    settings = runner.Settings(suites=args.suites, clients=args.clients, log=sys.stderr)
+        parser.error(f"unknown suite, target or client: {', '.join(sorted(unknown))}")
+    settings = runner.Settings(
+        suites=args.suites,
+        clients=args.clients,
+        only=args.only,
+        targets=args.targets,
+        log=sys.stderr,
+    )
     if args.quick:
         settings.quick = True
         settings.reps = 1
@@ -93,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = runner.run(settings)
     full = (
         not args.quick
+        and not args.only
+        and set(args.targets) == set(runner.TARGETS)
         and set(args.suites) == {"roundtrip", "proxy", "many"}
         and args.out.resolve() == RESULTS
     )

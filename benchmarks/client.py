@@ -210,8 +210,13 @@ def session_factory(json_choice: str) -> Callable[[dict[str, Any]], Any]:
         def transport_factory(target: Any) -> Any:
             return WebSocketTransport(json=codec)
 
+    parsed: dict[str, Any] = {}
+
     def make(response: dict[str, Any]) -> Any:
-        return jrt.Session(response, transport_factory=transport_factory)
+        # As a program would: one ConnectResponse, parsed once, for every session it opens.
+        if "response" not in parsed:
+            parsed["response"] = jrt.ConnectResponse.from_dict(response)
+        return jrt.Session(parsed["response"], transport_factory=transport_factory)
 
     return make
 

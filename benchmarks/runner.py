@@ -72,6 +72,8 @@ class Settings:
     call_seconds: float = 5.0
     payloads: tuple[int, ...] = PAYLOADS
     windows: tuple[int, ...] = WINDOWS
+    only: tuple[str, ...] = ()  # scenario ids to run (all when empty)
+    targets: tuple[str, ...] = TARGETS
     uvloop: bool = True  # the runner's choice for jamsocket_rt (where installed)
     server_uvloop: bool = True  # the python-socketio server's loop (where installed)
     quick: bool = False
@@ -99,6 +101,8 @@ def scenarios(settings: Settings) -> list[dict[str, Any]]:
         found.append(
             {"id": f"echo-{payload}", "kind": "echo", "payload": payload, "window": ECHO_WINDOW}
         )
+    if settings.only:
+        found = [s for s in found if s["id"] in settings.only]
     return found
 
 
@@ -122,13 +126,19 @@ def node_missing() -> str | None:
 class Child:
     """A child process whose standard output is read line by line, with timeouts."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self.name = name
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         try:
             self.proc = subprocess.Popen(
                 list(argv),
-                cwd=ROOT,
+                cwd=cwd,
                 env={**os.environ, **(env or {})},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -518,6 +528,7 @@ def run(settings: Settings) -> dict[str, Any]:
         targets += ["python"] if missing_node else ["node", "python"]
     if "proxy" in settings.suites and not missing_node:
         targets.append("proxy")
+    targets = [t for t in targets if t in settings.targets]
     if missing_node and ("proxy" in settings.suites or "roundtrip" in settings.suites):
         skipped["node server, proxy"] = missing_node
     with servers(settings) as found:
