@@ -21,6 +21,7 @@ __all__ = ["CoarseTimers", "Deadline", "coarse_timers"]
 TICK = 1 / 64
 #: ...except for delays shorter than this many ticks, which get a finer one (delay / this).
 FINE_BELOW = 16
+_TICKS_PER_SECOND = 64
 
 
 class Deadline:
@@ -50,28 +51,49 @@ class Deadline:
 class CoarseTimers:
     """The coarse timers of one event loop (see the module docstring); use :func:`coarse_timers`."""
 
-    __slots__ = ("__weakref__", "_buckets", "_loop")
+    __slots__ = ("__weakref__", "_buckets", "_fine", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        # A bucket per occupied tick, keyed by (tick length, tick number).
-        self._buckets: dict[tuple[float, int], dict[Deadline, None]] = {}
+        # A bucket per occupied tick: by tick number (of TICK), and for finer ticks by
+        # (tick length, tick number).
+        self._buckets: dict[int, dict[Deadline, None]] = {}
+        self._fine: dict[tuple[float, int], dict[Deadline, None]] = {}
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Deadline:
         """Calls ``callback(*args)`` after at least ``delay`` seconds (at most a tick more)."""
-        tick = TICK if delay >= TICK * FINE_BELOW else max(delay, 1e-3) / FINE_BELOW
-        number = math.ceil((self._loop.time() + delay) / tick)
-        key = (tick, number)
-        bucket = self._buckets.get(key)
+        if delay < TICK * FINE_BELOW:
+            return self._call_later_fine(delay, callback, args)
+        # The next tick boundary strictly after the deadline: never early.
+        number = int((self._loop.time() + delay) * _TICKS_PER_SECOND) + 1
+        bucket = self._buckets.get(number)
         if bucket is None:
-            bucket = self._buckets[key] = {}
-            self._loop.call_at(number * tick, self._fire, key)
+            bucket = self._buckets[number] = {}
+            self._loop.call_at(number * TICK, self._fire, number)
         deadline = Deadline(bucket, callback, args)
         bucket[deadline] = None
         return deadline
 
-    def _fire(self, key: tuple[float, int]) -> None:
-        bucket = self._buckets.pop(key, None)
+    def _call_later_fine(
+        self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Deadline:
+        tick = max(delay, 1e-3) / FINE_BELOW
+        key = (tick, math.ceil((self._loop.time() + delay) / tick))
+        bucket = self._fine.get(key)
+        if bucket is None:
+            bucket = self._fine[key] = {}
+            self._loop.call_at(key[1] * tick, self._fire_fine, key)
+        deadline = Deadline(bucket, callback, args)
+        bucket[deadline] = None
+        return deadline
+
+    def _fire(self, number: int) -> None:
+        self._run(self._buckets.pop(number, None))
+
+    def _fire_fine(self, key: tuple[float, int]) -> None:
+        self._run(self._fine.pop(key, None))
+
+    def _run(self, bucket: dict[Deadline, None] | None) -> None:
         if not bucket:
             return
         for deadline in list(bucket):
