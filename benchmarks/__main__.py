@@ -62,12 +62,19 @@ def main(argv: list[str] | None = None) -> int:
         "--only", type=_csv, default=(), help="scenario ids only, e.g. seq-64,pipe64-64,echo-64"
     )
     parser.add_argument(
-        "--reps", type=int, help="repetitions of each round-trip figure (default 5)"
+        "--reps",
+        type=int,
+        help="repetitions of each round-trip figure (default: 7 on the Node server, 3 elsewhere)",
     )
-    parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.25)")
+    parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.3)")
     parser.add_argument("--sessions", type=_csv, help="sizes of the many suite (default 100,1000)")
     parser.add_argument("--many-reps", type=int, help="repetitions of the many suite (default 3)")
     parser.add_argument("--no-uvloop", action="store_true", help="jamsocket_rt on the asyncio loop")
+    parser.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="skip jamsocket_rt on the asyncio loop with stdlib json (measured on the Node server)",
+    )
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where to write (default: %(default)s)"
     )
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.quick:
         settings.quick = True
-        settings.reps = 1
+        settings.reps = {target: 1 for target in runner.TARGETS}
         settings.duration = 0.02
         settings.warmup = 0.005
         settings.warmup_first = 0.05
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.many_reps = 1
         settings.call_seconds = 1.0
     if args.reps:
-        settings.reps = args.reps
+        settings.reps = {target: args.reps for target in runner.TARGETS}
     if args.duration:
         settings.duration = args.duration
     if args.sessions:
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.many_reps = args.many_reps
     if args.no_uvloop:
         settings.uvloop = False
+    if args.no_plain:
+        settings.plain_targets = ()
 
     raw = runner.run(settings)
     full = (

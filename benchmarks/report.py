@@ -343,7 +343,7 @@ def markdown(
         f"{machine.get('memory_gib', '?')} GiB, {machine.get('platform')}; load average "
         f"{' '.join(machine.get('loadavg_start', []))} at the start (a shared machine).",
         "",
-        f"Each figure is the median of {settings['reps']} repetitions "
+        f"Each figure is the median of {_reps_text(settings['reps'])} "
         f"({settings['duration_s']} s each, after {settings['warmup_s']} s of warm-up) with "
         "min–max in small print; a ratio is jamsocket_rt's figure divided by the peer's, "
         "repetition by repetition (measured seconds apart), then the median: above 1 is better "
@@ -359,10 +359,17 @@ def markdown(
         rows = summary["roundtrip"].get(target)
         if not rows:
             continue
+        if for_readme and target != "node":
+            lines += [
+                f"Round trips against the {TARGET_LABELS[target]}: in "
+                "[benchmarks/results/latest.md](benchmarks/results/latest.md).",
+                "",
+            ]
+            continue
         lines += [
             f"**Round trips: {TARGET_LABELS[target]}**",
             "",
-            *roundtrip_table(rows, clients),
+            *roundtrip_table(rows, raw.get("roundtrip_clients", {}).get(target, clients)),
             "",
         ]
     if summary["many"]:
@@ -383,6 +390,14 @@ def markdown(
     if summary["errors"]:
         lines += [f"**{len(summary['errors'])} errors**, e.g. {summary['errors'][0]}", ""]
     return "\n".join(lines)
+
+
+def _reps_text(reps: Any) -> str:
+    if isinstance(reps, int):
+        return f"{reps} repetitions"
+    names = {"node": "the Node server", "python": "python-socketio's", "proxy": "the proxy"}
+    parts = [f"{count} on {names.get(target, target)}" for target, count in reps.items()]
+    return "repetitions (" + ", ".join(parts) + ")"
 
 
 def _versions_line(raw: Mapping[str, Any]) -> str:
@@ -406,7 +421,9 @@ def _versions_line(raw: Mapping[str, Any]) -> str:
         f"jamsocket_rt {ours.get('jamsocket_rt', '?')} runs on "
         f"{loop_name}"
         f" with {ours.get('json', '?')} (the runner's choice where installed); python-socketio's "
-        "AsyncClient with its defaults (asyncio loop, stdlib json); the python-socketio server on "
+        "AsyncClient with its defaults (asyncio loop, stdlib json); "
+        f"{CLIENT_LABELS['jamsocket_rt-plain']} shows the library without its optional extras; "
+        "the python-socketio server runs on "
         f"{'uvloop' if settings.get('uvloop_for_python_server') else 'the asyncio loop'}."
     )
     return text
@@ -436,7 +453,7 @@ def write_plot(raw: Mapping[str, Any], summary: Mapping[str, Any], path: Path) -
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: no plot"
-    clients = raw["settings"]["clients"]
+    clients = raw.get("roundtrip_clients", {}).get("node") or raw["settings"]["clients"]
     colors = {
         "jamsocket_rt": "#1f77b4",
         "python-socketio": "#ff7f0e",

@@ -63,8 +63,11 @@ class Settings:
 
     suites: tuple[str, ...] = ("roundtrip", "proxy", "many")
     clients: tuple[str, ...] = CLIENTS
-    reps: int = 5
-    duration: float = 0.25
+    #: Repetitions per round-trip target: the Node server's rows carry the targets.
+    reps: dict[str, int] = field(default_factory=lambda: {"node": 7, "python": 3, "proxy": 3})
+    #: Also measure jamsocket_rt on the asyncio loop with stdlib json (no extras), on these.
+    plain_targets: tuple[str, ...] = ("node",)
+    duration: float = 0.3
     warmup: float = 0.05
     warmup_first: float = 0.5
     many_sizes: tuple[int, ...] = (100, 1000)
@@ -388,7 +391,8 @@ def run_roundtrip(
             versions[client] = ready.get("versions", {})
             live.append(client)
         step = 0
-        for rep in range(settings.reps):
+        reps = settings.reps.get(target.name, 3)
+        for rep in range(reps):
             for scenario in plan:
                 for client in rotated(live, step):
                     command = {
@@ -404,7 +408,7 @@ def run_roundtrip(
                     result["rep"] = rep
                     results[scenario["id"]][client].append(result)
                 step += 1
-            settings.say(f"  {target.name}: repetition {rep + 1}/{settings.reps} done")
+            settings.say(f"  {target.name}: repetition {rep + 1}/{reps} done")
     finally:
         for child in children.values():
             child.stop()
@@ -506,7 +510,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "settings": {
             "suites": list(settings.suites),
             "clients": clients,
-            "reps": settings.reps,
+            "reps": dict(settings.reps),
             "duration_s": settings.duration,
             "warmup_s": settings.warmup,
             "many_sizes": list(settings.many_sizes),
@@ -520,6 +524,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "versions": {"servers": server_versions()},
         "skipped": skipped,
         "roundtrip": {},
+        "roundtrip_clients": {},
         "many": {},
     }
     client_versions: dict[str, Any] = {}
@@ -540,8 +545,12 @@ def run(settings: Settings) -> dict[str, Any]:
         )
         for name in targets:
             settings.say(f"round trips against the {TARGET_LABELS[name]}")
+            target_clients = list(clients)
+            if name in settings.plain_targets and "jamsocket_rt" in clients:
+                target_clients.insert(1, "jamsocket_rt-plain")
+            raw["roundtrip_clients"][name] = target_clients
             raw["roundtrip"][name] = run_roundtrip(
-                settings, found.target(name), clients, client_versions
+                settings, found.target(name), target_clients, client_versions
             )
         if "many" in settings.suites:
             many_target = "python" if missing_node else "node"
