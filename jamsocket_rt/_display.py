@@ -65,7 +65,7 @@ def live(session: Session) -> Any:
         The widget, or None when ipywidgets is not installed (the caller shows text then).
     """
     try:
-        import ipywidgets  # type: ignore[import-not-found, unused-ignore]
+        import ipywidgets
     except ImportError:
         return None
     widget = ipywidgets.HTML(value=as_html(session))
