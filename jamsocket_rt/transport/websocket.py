@@ -618,11 +618,19 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
                 events = self._frame_received(first, payload)
                 if events is None:
                     continue
-            out = proto.data_to_send()
-            if out:
-                self._write(out)
+            if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
+                self._write(proto.data_to_send())
             if events:
-                self._dispatch(events)
+                event = events[0]
+                if type(event) is Ack and len(events) == 1:  # the usual: an acknowledgement
+                    callback = self._acks.pop(event.id, None)
+                    if callback is not None:
+                        try:
+                            callback(event.args)
+                        except Exception as exc:  # noqa: BLE001 (reported to the loop's handler)
+                            self._report_error(exc, "an acknowledgement callback")
+                else:
+                    self._dispatch(events)
 
     def _keep(self, data: bytes, pos: int, need: int) -> None:
         """Keeps ``data[pos:]`` until ``need`` bytes (counted from ``pos``) are there."""
