@@ -64,7 +64,7 @@ class Settings:
     suites: tuple[str, ...] = ("roundtrip", "proxy", "many")
     clients: tuple[str, ...] = CLIENTS
     #: Repetitions per round-trip target: the Node server's rows carry the targets.
-    reps: dict[str, int] = field(default_factory=lambda: {"node": 7, "python": 3, "proxy": 3})
+    reps: dict[str, int] = field(default_factory=lambda: {"node": 7, "python": 5, "proxy": 3})
     #: Also measure jamsocket_rt on the asyncio loop with stdlib json (no extras), on these.
     plain_targets: tuple[str, ...] = ("node",)
     duration: float = 0.3
