@@ -19,6 +19,7 @@ Writes ``latest.json``, ``latest.md`` and ``latest.png`` into ``--out`` (default
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -80,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=RESULTS, help="where to write (default: %(default)s)"
     )
     parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="measure nothing: write the report (and README table) again from a latest.json",
+    )
     args = parser.parse_args(argv)
 
     unknown = set(args.suites) - {"roundtrip", "proxy", "many"}
@@ -116,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_plain:
         settings.plain_targets = ()
 
+    if args.from_json is not None:
+        raw = json.loads(args.from_json.read_text())
+        summary = report.write(raw, args.out, readme=None if args.no_readme else README)
+        print(report.markdown(raw, summary))
+        return 1 if summary["errors"] else 0
     raw = runner.run(settings)
     full = (
         not args.quick

@@ -25,6 +25,8 @@ ROUNDTRIP_METRICS = {
     "rate": ("msgs/s", "/s", True),
     "p50_us": ("p50", "µs", False),
     "p99_us": ("p99", "µs", False),
+    # The client's own CPU time per message: what it costs, whichever side was the limit.
+    "cpu_us": ("client CPU per message", "µs", False),
 }
 MANY_METRICS = {
     "connect_rate": ("sessions connected / s", "/s", True),
@@ -113,7 +115,12 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
         rows = []
         for scenario, results in by_scenario.items():
             name, payload = _scenario_label(scenario)
-            metrics = ["p50_us", "p99_us", "rate"] if scenario.startswith("seq") else ["rate"]
+            if scenario.startswith("seq"):
+                metrics = ["p50_us", "p99_us", "rate"]
+            elif scenario.startswith(("pipe64-", "echo-")):
+                metrics = ["rate", "cpu_us"]
+            else:
+                metrics = ["rate"]
             for metric in metrics:
                 label, unit, higher = ROUNDTRIP_METRICS[metric]
                 row = _row(results, metric, label, unit, higher)
@@ -246,7 +253,7 @@ def _number(value: float, unit: str) -> str:
     if unit == "/s":
         return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
     if unit == "µs":
-        return f"{value:.0f}"
+        return f"{value:.1f}" if value < 100 else f"{value:.0f}"
     if unit == "ms":
         return f"{value:.2f}"
     return f"{value:.1f}"
@@ -283,7 +290,12 @@ def roundtrip_table(rows: Sequence[Mapping[str, Any]], clients: Sequence[str]) -
     lines = _header(clients, ["measure", "payload", "unit"])
     for row in rows:
         arrow = "↑" if row["higher_is_better"] else "↓"
-        label = row["name"] if row["metric"] == "rate" else f"{row['name']} {row['label']}"
+        if row["metric"] == "rate":
+            label = row["name"]
+        elif row["metric"] == "cpu_us":
+            label = f"{row['name']}: {row['label']}"
+        else:
+            label = f"{row['name']} {row['label']}"
         cells = [
             label,
             _size(row["payload"]),
@@ -341,7 +353,8 @@ def markdown(
         + (", **quick smoke run: not representative**" if settings["quick"] else "")
         + f") on {machine.get('cpu', '?')}, {machine.get('cores')} cores, "
         f"{machine.get('memory_gib', '?')} GiB, {machine.get('platform')}; load average "
-        f"{' '.join(machine.get('loadavg_start', []))} at the start (a shared machine).",
+        f"{' '.join(machine.get('loadavg_start', []))} at the start and "
+        f"{' '.join(machine.get('loadavg_end', [])) or '?'} at the end (a shared machine).",
         "",
         f"Each figure is the median of {_reps_text(settings['reps'])} "
         f"({settings['duration_s']} s each, after {settings['warmup_s']} s of warm-up) with "
@@ -600,6 +613,7 @@ def _bars(
 def write(raw: dict[str, Any], out: Path, *, readme: Path | None = None) -> dict[str, Any]:
     """Writes latest.json, latest.md and latest.png into ``out``; returns the summary."""
     raw.setdefault("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    raw.pop("summary", None)  # (when re-rendering a latest.json)
     summary = summarize(raw)
     out.mkdir(parents=True, exist_ok=True)
     document = {**raw, "summary": summary}
