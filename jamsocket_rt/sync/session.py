@@ -105,6 +105,8 @@ class SyncSession:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            if future.done():
+                raise  # the operation's own TimeoutError (a call or wait_for that timed out)
             future.cancel()
             raise TimeoutError("the operation did not finish in time") from None
         except BaseException:
