@@ -94,8 +94,7 @@ def test_missing_platform_settings_are_named() -> None:
 
 
 def test_interactive_prompt_on_a_terminal(jamsocket_dev_server: BackgroundDevServer) -> None:
-    # Under a loaded machine a freshly started prompt has been seen to ignore a pty's input
-    # for good (not reproduced alone); a new process is tried then, at most three times.
+    # A pty under a loaded machine is slow to settle: a new process is tried, at most thrice.
     failures = []
     for _ in range(3):
         try:
@@ -117,13 +116,13 @@ def run_prompt_session(api_url: str) -> None:
     )
     os.close(child)
     seen = b""
+    position = 0  # where the last marker found ended
 
     def read_until(marker: bytes, timeout: float = 20) -> None:
-        """Read until ``marker`` appears in output not seen by an earlier call."""
-        nonlocal seen
-        start = len(seen)
+        """Read until ``marker`` appears after the previous marker (a read may hold both)."""
+        nonlocal seen, position
         deadline = time.monotonic() + timeout
-        while marker not in seen[start:]:
+        while marker not in seen[position:]:
             assert time.monotonic() < deadline, seen.decode(errors="replace")
             ready, _, _ = select.select([main], [], [], 0.2)
             if ready:
@@ -131,6 +130,7 @@ def run_prompt_session(api_url: str) -> None:
                     seen += os.read(main, 4096)
                 except OSError:
                     break
+        position = seen.index(marker, position) + len(marker)
 
     try:
         read_until(b"type 'help'")

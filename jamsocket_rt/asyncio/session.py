@@ -876,7 +876,8 @@ class Session:
         self._transport = None
         self._link = None
         retried = []
-        for call in sorted(self._inflight.values(), key=id):
+        # A dict keeps insertion order: retried calls go out again in the order they were sent.
+        for call in list(self._inflight.values()):
             if call.retry and not call.future.done():
                 retried.append(Outgoing(call.event, call.args, call))
             else:
