@@ -463,6 +463,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--artillery", default="auto", help="auto, off, or its binary's path")
     parser.add_argument("--skip-5000", action="store_true", help="leave out 5,000 sessions")
+    parser.add_argument(
+        "--only", choices=["max", "1000", "5000"], action="append", help="run only these rows"
+    )
     parser.add_argument("--serve-status", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peer-asyncclient", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -497,6 +500,8 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, Any]]] = {}
 
     def measure(tool: str, scenario: str, fn: Any, *fn_args: Any, **fn_kw: Any) -> None:
+        if args.only and scenario.split()[0] not in args.only:
+            return
         print(f"  {tool:<38} {scenario:<14}", end="", flush=True)
         result = fn(*fn_args, **fn_kw)
         results.setdefault(tool, {})[scenario] = result

@@ -141,9 +141,13 @@ def test_a_threshold_that_holds_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_ping_and_broadcast_in_worker_processes(tmp_path: Path) -> None:
-    for scenario in ("ping", "broadcast"):
+    # Each on another event loop: uvloop (the default where installed, as in the dev extra)
+    # and asyncio's own.
+    for scenario, loop in (("ping", "auto"), ("broadcast", "asyncio")):
         path = tmp_path / f"{scenario}.json"
         done = run_cli(
+            "--loop",
+            loop,
             "--scenario",
             scenario,
             "--sessions",
@@ -173,6 +177,8 @@ def test_ping_and_broadcast_in_worker_processes(tmp_path: Path) -> None:
             assert 6 * 5 <= count <= 2 * 3 * 3 * 5
         assert report["resources"]["processes"] == 2
         assert report["timeline"]
+        # The report names the loop the run used, not the choice "auto".
+        assert report["config"]["loop"] == ("uvloop" if loop == "auto" else loop)
 
 
 def test_user_scenario_file(tmp_path: Path) -> None:
@@ -354,6 +360,20 @@ def test_every_option_is_checked_by_name(
         code = int(exited.code or 0)
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_asking_for_uvloop_where_it_is_missing_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    assert main(["load", "--loop", "uvloop", "--sessions", "1", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--loop: uvloop is not installed" in err
+    assert "--loop asyncio" in err
+    # auto falls back to asyncio's loop instead.
+    from jamsocket_rt.load._loop import resolve_loop
+
+    assert resolve_loop("auto") == "asyncio"
 
 
 async def test_in_place_progress_on_a_terminal() -> None:

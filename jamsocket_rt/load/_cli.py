@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import secrets
@@ -11,6 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from ._loop import LOOPS, resolve_loop, run_on_loop
 from .config import (
     BUILTIN_SCENARIOS,
     DevTarget,
@@ -168,6 +170,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="worker processes, one per core to use (default 1)",
     )
     load.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop: uvloop where installed (auto, the default), asyncio, or uvloop",
+    )
+    load.add_argument(
         "--terminate-backends",
         action="store_true",
         help="terminate the backends this run spawned, at the end",
@@ -291,6 +299,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         transports=tuple(t.strip() for t in args.transport.split(",") if t.strip()),
         processes=args.processes,
         interval=args.interval,
+        loop=args.loop,
         thresholds=thresholds_from(args.fail_if),
         terminate_backends=args.terminate_backends,
     )
@@ -310,11 +319,14 @@ def run(args: argparse.Namespace, prog: str) -> int:
         from .runner import resolve_scenario
 
         scenario = resolve_scenario(config)
+        # Workers are told the loop this process found, so that one run uses one kind.
+        config = attrs.evolve(config, loop=resolve_loop(config.loop))
     except ValueError as exc:
         print(f"{prog} load: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = asyncio.run(
-        run_load(config, scenario=scenario, progress=sys.stderr, live=not args.quiet)
+    result = run_on_loop(
+        config.loop,
+        run_load(config, scenario=scenario, progress=sys.stderr, live=not args.quiet),
     )
     report = result.report
     from .report import format_summary, write_csv, write_json

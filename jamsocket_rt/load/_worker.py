@@ -7,10 +7,10 @@ writes each tick's snapshot to standard output as one JSON line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
+from ._loop import run_on_loop
 from .config import LoadConfig
 from .runner import Worker, resolve_scenario
 from .stats import Snapshot
@@ -36,7 +36,8 @@ async def _run(spec: dict[str, object]) -> None:
 
 def main() -> None:
     spec = json.loads(sys.stdin.readline())
-    asyncio.run(_run(spec))
+    loop = str(spec["config"].get("loop", "asyncio"))
+    run_on_loop(loop, _run(spec))
 
 
 if __name__ == "__main__":

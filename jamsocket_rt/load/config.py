@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 from attrs import frozen
 
+from ._loop import LOOPS
 from .thresholds import Threshold, parse_threshold
 
 __all__ = [
@@ -181,6 +182,9 @@ class LoadConfig:
         transports: the Session's transports (``--transport``).
         processes: worker processes; sessions are dealt out among them (``--processes``).
         interval: seconds between progress lines and timeline rows (``--interval``).
+        loop: the event loop of the ``jamsocket-rt load`` process and of worker processes:
+            ``auto`` (uvloop where installed), ``asyncio`` or ``uvloop`` (``--loop``). A
+            caller of :func:`~jamsocket_rt.load.run_load` with one process brings its own.
         thresholds: ``--fail-if`` conditions.
         terminate_backends: terminate the backends this run spawned, at the end.
     """
@@ -202,6 +206,7 @@ class LoadConfig:
     transports: tuple[str, ...] = ("websocket",)
     processes: int = 1
     interval: float = 1.0
+    loop: str = "auto"
     thresholds: tuple[Threshold, ...] = ()
     terminate_backends: bool = False
 
@@ -250,6 +255,8 @@ class LoadConfig:
         if self.processes > self.sessions:
             raise _error("--processes", f"{self.processes} processes for {self.sessions} sessions")
         _check_number("--interval", self.interval, minimum=0.05)
+        if self.loop not in LOOPS:
+            raise _error("--loop", f"expected one of {', '.join(LOOPS)}, got {self.loop!r}")
         if self.scenario == "broadcast" and self.keys == "new":
             raise _error(
                 "--keys", "the broadcast scenario needs sessions that share backends (not 'new')"
