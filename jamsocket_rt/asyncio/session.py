@@ -634,6 +634,10 @@ class Session:
 
     async def _wait_ready(self) -> None:
         assert self._state_changed is not None
+        if self._tracker.ready and self._tracker.terminal is None:
+            # Known at once (the status watcher replays what it heard): no timer to arm, which
+            # a thousand sessions opened together on one backend would all pay for.
+            return
         try:
             async with _timeout(self._ready_timeout):
                 while not self._tracker.ready:
