@@ -79,3 +79,59 @@ def test_quick_run_measures_every_row(tmp_path: Path, require_node: str) -> None
         assert heading in markdown
     assert markdown.count("\n|") > 3 * 27
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_floor_measures_every_client(require_node: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.floor", "--reps", "1", "--duration", "0.2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in run.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| client")
+    }
+    assert set(rows) == {"floor", "jamsocket_rt", "node"}
+    for client, (p50, rate, cpu, ratio) in rows.items():
+        assert float(p50.split()[0].replace(",", "")) > 0, client
+        assert float(rate.split()[0].replace(",", "")) > 0, client
+        assert float(cpu.split()[0]) > 0, client
+        assert float(ratio.split()[0]) > 0, client
+
+
+def test_load_generators_side_by_side(require_node: str) -> None:
+    """benchmarks/load_vs_peers.py, its max rows only, 1 s each, without Artillery (npm)."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/load_vs_peers.py",
+            "--seconds",
+            "1",
+            "--only",
+            "max",
+            "--artillery",
+            "off",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
+    tools = [row.split("|")[1].strip() for row in table[1:]]
+    assert tools == [
+        "jamsocket-rt load (1 process)",
+        "jamsocket-rt load (1 process), 16 in flight",
+        "python-socketio AsyncClient",
+        "Locust SocketIOUser",
+        "jamsocket_rt.locust SessionUser",
+    ]
+    for row in table[1:]:
+        max_calls = row.split("|")[2].strip()
+        assert max_calls != "failed", row
+        assert float(max_calls.split()[0].replace(",", "")) > 0, row
