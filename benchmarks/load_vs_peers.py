@@ -186,7 +186,9 @@ def run_measured(command: Sequence[str], env: dict[str, str] | None = None, **kw
         return proc.returncode, out.read(), err.read(), usage.ru_maxrss * 1024
 
 
-def jrt_load(response: dict[str, Any], sessions: int, rate: float, seconds: float, **extra: Any):
+def jrt_load(
+    response: dict[str, Any], sessions: int, rate: float, seconds: float, **extra: Any
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.json"
         args = [
@@ -383,7 +385,9 @@ def find_artillery(choice: str) -> str | None:
     return str(binary)
 
 
-def artillery_run(binary: str, port: int, users: int, period: float, seconds: float):
+def artillery_run(
+    binary: str, port: int, users: int, period: float, seconds: float
+) -> dict[str, Any]:
     if period:
         flow = [{"loop": [_artillery_emit(), {"think": period}], "count": int(seconds / period)}]
         phase = {"duration": max(1, round(users / 250)), "arrivalCount": users}
@@ -627,6 +631,8 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]], jrt: str) -> None
                 cells.append("")
                 continue
             text = fmt(result, key)
+            mine: dict[str, Any] | None
+            theirs: dict[str, Any] | None
             if tool == "jamsocket_rt.locust SessionUser":
                 mine, theirs = result, reference.get(scenario)
             else:

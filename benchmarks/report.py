@@ -27,7 +27,16 @@ ROUNDTRIP_METRICS = {
     "p99_us": ("p99", "µs", False),
     # The client's own CPU time per message: what it costs, whichever side was the limit.
     "cpu_us": ("client CPU per message", "µs", False),
+    # msgs/s x CPU per message: how busy the client was. Well under a whole core, the client
+    # waited for the server, which then set the pace (no ratio: neither more nor less is better).
+    "busy_pct": (
+        "client busy, % of one core (well under 100: the server set the pace)",
+        "%",
+        False,
+    ),
 }
+#: Metrics shown without ratios to the peers.
+UNRATED = ("busy_pct",)
 MANY_METRICS = {
     "connect_rate": ("sessions connected / s", "/s", True),
     "rss_kib_per_session": ("resident memory / session", "KiB", False),
@@ -56,6 +65,9 @@ def spread(values: Sequence[float]) -> dict[str, float] | None:
 def _value(result: Mapping[str, Any], metric: str) -> float | None:
     if "error" in result:
         return None
+    if metric == "busy_pct":
+        rate, cpu = _value(result, "rate"), _value(result, "cpu_us")
+        return None if rate is None or cpu is None else rate * cpu / 1e4
     value = result.get(metric)
     return float(value) if isinstance(value, (int, float)) else None
 
@@ -89,7 +101,7 @@ def _row(
         client: spread([v for r in runs if (v := _value(r, metric)) is not None])
         for client, runs in results.items()
     }
-    if OURS in results:
+    if OURS in results and metric not in UNRATED:
         for peer in PEERS:
             if peer in results:
                 row[f"ratio_{peer}"] = spread(_paired(results[OURS], results[peer], metric))
@@ -118,7 +130,7 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
             if scenario.startswith("seq"):
                 metrics = ["p50_us", "p99_us", "rate"]
             elif scenario.startswith(("pipe64-", "echo-")):
-                metrics = ["rate", "cpu_us"]
+                metrics = ["rate", "cpu_us", "busy_pct"]
             else:
                 metrics = ["rate"]
             for metric in metrics:
@@ -187,8 +199,17 @@ def targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         r for r in node_rows if r["metric"] == "rate" and not r["scenario"].startswith("seq")
     ]
     known = _known((r["scenario"], _median(r.get("ratio_node"))) for r in throughput)
+    busy = {
+        r["scenario"]: _median(r["clients"].get(OURS))
+        for r in node_rows
+        if r["metric"] == "busy_pct"
+    }
     if known:
-        failing = [f"{s} {v:.2f}×" for s, v in known if v < 1.2]
+        failing = [
+            f"{s} {v:.2f}×" + (f" (client {busy[s]:.0f} % busy)" if busy.get(s) else "")
+            for s, v in known
+            if v < 1.2
+        ]
         lowest = min(known, key=lambda item: item[1])
         checks.append(
             {
@@ -289,17 +310,17 @@ def _ratio_cells(row: Mapping[str, Any], clients: Sequence[str]) -> list[str]:
 def roundtrip_table(rows: Sequence[Mapping[str, Any]], clients: Sequence[str]) -> list[str]:
     lines = _header(clients, ["measure", "payload", "unit"])
     for row in rows:
-        arrow = "↑" if row["higher_is_better"] else "↓"
+        arrow = "" if row["metric"] in UNRATED else "↑" if row["higher_is_better"] else "↓"
         if row["metric"] == "rate":
             label = row["name"]
-        elif row["metric"] == "cpu_us":
+        elif row["metric"] in ("cpu_us", "busy_pct"):
             label = f"{row['name']}: {row['label']}"
         else:
             label = f"{row['name']} {row['label']}"
         cells = [
             label,
             _size(row["payload"]),
-            f"{row['unit'].lstrip('/') if row['unit'] != '/s' else 'msgs/s'} {arrow}",
+            f"{row['unit'].lstrip('/') if row['unit'] != '/s' else 'msgs/s'} {arrow}".rstrip(),
         ]
         cells += [_cell(row["clients"].get(c), row["unit"]) for c in clients]
         cells += _ratio_cells(row, clients)
@@ -313,7 +334,7 @@ def many_table(
     lines = _header(clients, ["sessions", "measure", "unit"])
     for size, rows in many.items():
         for row in rows:
-            arrow = "↑" if row["higher_is_better"] else "↓"
+            arrow = "" if row["metric"] in UNRATED else "↑" if row["higher_is_better"] else "↓"
             unit = "sessions/s" if row["unit"] == "/s" else row["unit"]
             cells = [f"{int(size):,}", row["label"], f"{unit} {arrow}"]
             cells += [_cell(row["clients"].get(c), row["unit"]) for c in clients]
