@@ -45,7 +45,7 @@ from ..protocol.session import (
     structure_payload,
     to_wire,
 )
-from ..transport._timers import Deadline, coarse_timers
+from ..transport._timers import CoarseTimers, Deadline, coarse_timers
 from ..transport.base import AckResponder, ConnectRefused, ConnectTarget, Transport
 from . import status as status_hub
 
@@ -102,7 +102,7 @@ class _Call:
     def __init__(
         self,
         event: str,
-        args: list[Any],
+        args: Sequence[Any],
         future: asyncio.Future[Any],
         retry: bool,
         inflight: dict[int, _Call] | None = None,
@@ -456,6 +456,7 @@ class Session:
         self._pausers: set[object] = set()  # why reading is paused (backlog, full streams)
 
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: CoarseTimers | None = None  # the loop's, once a call has a timeout
         self._transport: Transport | None = None
         self._link: _Link | None = None
         self._subscription: status_hub.Subscription | None = None
@@ -942,7 +943,9 @@ class Session:
                 self._outbox.push_front([item])
                 return
 
-    def _write(self, transport: Transport, event: str, args: list[Any], call: _Call | None) -> None:
+    def _write(
+        self, transport: Transport, event: str, args: Sequence[Any], call: _Call | None
+    ) -> None:
         if call is None:
             transport.emit(event, args)
         else:
@@ -1027,7 +1030,7 @@ class Session:
         effective = self._call_timeout if isinstance(timeout, _Default) else timeout
         future: asyncio.Future[Any] = loop.create_future()
         # A call that may be sent again keeps a copy: the caller may change its arguments.
-        args_kept = checked_copy(wire) if retry else list(wire)
+        args_kept = checked_copy(wire) if retry else wire
         call = _Call(event, args_kept, future, retry, self._inflight)
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
@@ -1038,13 +1041,16 @@ class Session:
         else:
             call.args = checked_copy(wire)
             self._outbox.put(Outgoing(event, call.args, call))
+        started = loop.time()
         if effective is not None:
             # One loop timer per 1/64 s for all calls, not one each (call_later and cancel
             # cost more than the rest of a pipelined call).
-            call.timer = coarse_timers(loop).call_later(
-                effective, self._call_timed_out, call, effective
+            timers = self._timers
+            if timers is None:
+                timers = self._timers = coarse_timers(loop)
+            call.timer = timers.call_later_from(
+                started, effective, self._call_timed_out, call, effective
             )
-        started = loop.time()
         try:
             result = await future
         except BaseException:

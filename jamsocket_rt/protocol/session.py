@@ -142,7 +142,7 @@ class Outgoing(Generic[T]):
     """One queued send (``call`` is None) or call (``call`` is the caller's handle)."""
 
     event: str
-    args: list[Any]
+    args: Sequence[Any]
     call: T | None = None
 
 

@@ -368,12 +368,30 @@ def encode_packet(packet: Packet, json: JsonCodec | None = None) -> list[Frame]:
     return [(OP_TEXT, f"4{ptype}{ns}{ack}".encode() + body)]
 
 
-def _dumps(codec: JsonCodec, data: Any) -> tuple[bytes, list[bytes]]:
-    """Serializes ``data`` in one pass, turning binary values into placeholders and attachments.
+class _BinaryFound(Exception):
+    """The first pass of :func:`_dumps` met a binary value: the second pass collects them."""
+
+
+def _refuse(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise _BinaryFound
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(codec: JsonCodec, data: Any) -> tuple[bytes, Sequence[bytes]]:
+    """Serializes ``data``, turning binary values into placeholders and attachments.
 
     Raises:
         TypeError: something in ``data`` is neither JSON nor binary (or is NaN / infinite).
     """
+    # Most events carry no binary: one pass that needs no list and no closure of its own.
+    try:
+        return codec.dumps(data, _refuse), ()
+    except _BinaryFound:
+        pass
+    except (TypeError, ValueError, RecursionError) as exc:
+        if not isinstance(exc.__cause__, _BinaryFound):  # (orjson wraps what default raises)
+            raise TypeError(f"cannot serialize the arguments: {exc}") from None
     attachments: list[bytes] = []
 
     def collect(value: Any) -> Any:

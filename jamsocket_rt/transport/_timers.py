@@ -22,6 +22,7 @@ TICK = 1 / 64
 #: ...except for delays shorter than this many ticks, which get a finer one (delay / this).
 FINE_BELOW = 16
 _TICKS_PER_SECOND = 64
+_FINE_LIMIT = TICK * FINE_BELOW
 
 
 class Deadline:
@@ -62,10 +63,16 @@ class CoarseTimers:
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Deadline:
         """Calls ``callback(*args)`` after at least ``delay`` seconds (at most a tick more)."""
-        if delay < TICK * FINE_BELOW:
-            return self._call_later_fine(delay, callback, args)
+        return self.call_later_from(self._loop.time(), delay, callback, *args)
+
+    def call_later_from(
+        self, now: float, delay: float, callback: Callable[..., Any], *args: Any
+    ) -> Deadline:
+        """:meth:`call_later` for a caller that has just read the loop's clock (``now``)."""
+        if delay < _FINE_LIMIT:
+            return self._call_later_fine(now, delay, callback, args)
         # The next tick boundary strictly after the deadline: never early.
-        number = int((self._loop.time() + delay) * _TICKS_PER_SECOND) + 1
+        number = int((now + delay) * _TICKS_PER_SECOND) + 1
         bucket = self._buckets.get(number)
         if bucket is None:
             bucket = self._buckets[number] = {}
@@ -75,10 +82,10 @@ class CoarseTimers:
         return deadline
 
     def _call_later_fine(
-        self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...]
+        self, now: float, delay: float, callback: Callable[..., Any], args: tuple[Any, ...]
     ) -> Deadline:
         tick = max(delay, 1e-3) / FINE_BELOW
-        key = (tick, math.ceil((self._loop.time() + delay) / tick))
+        key = (tick, math.ceil((now + delay) / tick))
         bucket = self._fine.get(key)
         if bucket is None:
             bucket = self._fine[key] = {}
