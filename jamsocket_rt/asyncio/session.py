@@ -977,7 +977,8 @@ class Session:
             BackendTerminated: the backend has terminated.
         """
         check_event_name(event)
-        self._check_usable()
+        if self._closed or self._failure is not None or self._tracker.terminal is not None:
+            self._check_usable()  # raises
         wire = to_wire(args)
         transport = self._transport
         if transport is not None and transport.connected and not self._outbox:
@@ -1282,7 +1283,7 @@ class Session:
             except Exception as exc:  # noqa: BLE001 - user code: report it, carry on
                 self._handler_failed(handler, exc)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 # A plain function that returns a coroutine (a lambda calling an async
                 # method): await it, and what follows it, in order, through the backlog.
                 handler.is_async = True
