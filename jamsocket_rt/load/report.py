@@ -409,7 +409,8 @@ def format_summary(report: Mapping[str, Any]) -> str:
     lines.append(
         f"load process: {res['cpu_percent_of_one_core']:.0f}% of a core, peak RSS "
         f"{res['peak_rss_bytes'] / 2**20:.0f} MiB ({res['rss_per_session_bytes'] / 1024:.1f} KiB "
-        f"per session), loop lag p99 {_fmt_ms(res['loop_lag_p99_ms'])}"
+        f"per session), {report['config'].get('loop', 'asyncio')} loop lag p99 "
+        f"{_fmt_ms(res['loop_lag_p99_ms'])}"
     )
     for sentence in report["bottlenecks"]:
         lines.append(f"bottleneck: {sentence}")
