@@ -32,7 +32,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from .runner import Child, Servers, Settings, client_argv, rotated
+from .runner import BenchError, Child, Servers, Settings, client_argv, rotated
 
 CLIENTS = ("floor", "jamsocket_rt", "node")
 
@@ -129,14 +129,21 @@ def frame(text: str) -> bytes:
 
 def serve_floor(spec: dict[str, Any]) -> None:
     """The child-process side: the line protocol of benchmarks/client.py's roundtrip mode."""
-    client = FloorClient(spec["url"], spec["path"])
+    try:
+        client = FloorClient(spec["url"], spec["path"])
+    except OSError as exc:
+        print(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         if line.strip():
             scenario = json.loads(line)
-            if scenario.get("warmup"):
-                client.sequential(scenario["payload"], scenario["warmup"])
-            result = client.sequential(scenario["payload"], scenario["duration"])
+            try:
+                if scenario.get("warmup"):
+                    client.sequential(scenario["payload"], scenario["warmup"])
+                result = client.sequential(scenario["payload"], scenario["duration"])
+            except OSError as exc:
+                result = {"error": f"{type(exc).__name__}: {exc}"}
             print(json.dumps({"id": scenario["id"], **result}), flush=True)
 
 
@@ -175,8 +182,16 @@ def main() -> None:
                 else client_argv(client, settings, spec)
             )
             children[client] = Child(client, argv)
+        live = []
         for client in CLIENTS:
-            children[client].read_json(60)
+            try:
+                ready = children[client].read_json(60)
+            except (BenchError, OSError) as exc:
+                ready = {"error": str(exc)}
+            if ready.get("ready"):
+                live.append(client)
+            else:
+                print(f"{client} could not start: {ready.get('error')}", file=sys.stderr)
         scenario = {
             "id": f"seq-{args.payload}",
             "kind": "seq",
@@ -186,9 +201,13 @@ def main() -> None:
             "warmup": 0.1,
         }
         for rep in range(args.reps):
-            for client in rotated(list(CLIENTS), rep):
-                children[client].send(scenario)
-                results[client].append(children[client].read_json(60 + 20 * args.duration))
+            for client in rotated(live, rep):
+                try:
+                    children[client].send(scenario)
+                    result = children[client].read_json(60 + 20 * args.duration)
+                except (BenchError, OSError) as exc:
+                    result = {"error": str(exc)}
+                results[client].append(result)
             print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
         for child in children.values():
@@ -210,9 +229,12 @@ def main() -> None:
         rates = [r["rate"] for r in rows if "rate" in r]
         ratios = [
             mine["rate"] / theirs["rate"]
-            for mine, theirs in zip(rows, node, strict=True)
+            for mine, theirs in zip(rows, node, strict=False)
             if "rate" in mine and theirs.get("rate")
         ]
+        failed = [r["error"] for r in rows if "error" in r]
+        if failed or not rows:
+            print(f"{client}: {len(failed)} of {args.reps} measurements failed", file=sys.stderr)
         cpu = [r["cpu_us"] for r in rows if "cpu_us" in r]
         print(
             f"| {client} | {_range([r['p50_us'] for r in rows if 'p50_us' in r])} "

@@ -13,7 +13,8 @@ the path. Each load generator runs as one process of its own; its peak RSS comes
 Runs, per tool:
 
 - max calls/s: 10 sessions, no wait (each session: call, wait for the ack, call again);
-  ``jamsocket-rt load`` also with 16 calls in flight per session;
+  ``jamsocket-rt load`` (on uvloop where installed, its default) also with 16 calls in flight
+  per session, and on asyncio's own loop, which python-socketio's AsyncClient is compared with;
 - 1,000 sessions at 1 call/s each: p99 of the round trip, peak RSS;
 - 5,000 sessions at 1 call/s each (``jamsocket-rt load`` and python-socketio only).
 
@@ -48,6 +49,8 @@ PAYLOAD = "x" * 64
 TOKEN = "bench-token"
 ARTILLERY_VERSION = "2.0.34"
 CACHE = Path.home() / ".cache" / "jamsocket_rt-bench"
+#: The row of ``jamsocket-rt load`` on asyncio's own loop (its default is uvloop where installed).
+ASYNCIO_ROW = ", asyncio loop"
 
 # The example backend's echo, served under /TOKEN/socket.io as behind a Jamsocket proxy.
 ECHO_SERVER_JS = """
@@ -521,6 +524,7 @@ def main() -> None:
         jrt = "jamsocket-rt load (1 process)"
         measure(jrt, "max", jrt_load, response, 10, 0, seconds)
         measure(jrt + ", 16 in flight", "max", jrt_load, response, 10, 0, seconds, in_flight=16)
+        measure(jrt + ASYNCIO_ROW, "max", jrt_load, response, 10, 0, seconds, loop="asyncio")
         measure("python-socketio AsyncClient", "max", asyncclient, origin, 10, 0, seconds)
         measure(
             "Locust SocketIOUser",
@@ -620,6 +624,7 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]], jrt: str) -> None
     print()
     print("| tool | " + " | ".join(title for _, _, title in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
+    on_asyncio = results.get(jrt + ASYNCIO_ROW, {})
     for tool, runs in results.items():
         reference = results.get(
             "Locust SocketIOUser" if tool == "jamsocket_rt.locust SessionUser" else jrt, {}
@@ -635,9 +640,12 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]], jrt: str) -> None
             theirs: dict[str, Any] | None
             if tool == "jamsocket_rt.locust SessionUser":
                 mine, theirs = result, reference.get(scenario)
+            elif tool == "python-socketio AsyncClient" and scenario in on_asyncio:
+                # Like for like: both on asyncio's own loop, so the ratio is the libraries'.
+                mine, theirs = on_asyncio[scenario], result
             else:
                 mine, theirs = reference.get(scenario), result
-            if tool not in (jrt, jrt + ", 16 in flight") and mine and theirs:
+            if not tool.startswith(jrt) and mine and theirs:
                 r = ratio(mine, theirs, key)
                 text += f" (ours/peer {r})" if r else ""
             cells.append(text)

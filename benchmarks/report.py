@@ -27,10 +27,11 @@ ROUNDTRIP_METRICS = {
     "p99_us": ("p99", "µs", False),
     # The client's own CPU time per message: what it costs, whichever side was the limit.
     "cpu_us": ("client CPU per message", "µs", False),
-    # msgs/s x CPU per message: how busy the client was. Well under a whole core, the client
-    # waited for the server, which then set the pace (no ratio: neither more nor less is better).
+    # msgs/s x CPU per message: the client process's CPU time over the measurement (all its
+    # threads). Near a whole core, the client set the pace; lower, it waited for the server or
+    # the kernel (no ratio: neither more nor less is better).
     "busy_pct": (
-        "client busy, % of one core (well under 100: the server set the pace)",
+        "client process CPU, % of one core (near 100: the client set the pace; lower: it waited)",
         "%",
         False,
     ),
@@ -206,7 +207,7 @@ def targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     }
     if known:
         failing = [
-            f"{s} {v:.2f}×" + (f" (client {busy[s]:.0f} % busy)" if busy.get(s) else "")
+            f"{s} {v:.2f}×" + (f" (client CPU {busy[s]:.0f} % of a core)" if busy.get(s) else "")
             for s, v in known
             if v < 1.2
         ]

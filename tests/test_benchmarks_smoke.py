@@ -130,6 +130,7 @@ def test_load_generators_side_by_side(require_node: str) -> None:
     assert tools == [
         "jamsocket-rt load (1 process)",
         "jamsocket-rt load (1 process), 16 in flight",
+        "jamsocket-rt load (1 process), asyncio loop",
         "python-socketio AsyncClient",
         "Locust SocketIOUser",
         "jamsocket_rt.locust SessionUser",

@@ -388,6 +388,8 @@ async def test_in_place_progress_on_a_terminal() -> None:
     assert text.count("\r\x1b[2K") >= 3
     assert text.endswith("\n")
     assert result.report["operations"]["echo"]["count"] > 0
+    # A caller's own loop (pytest's: asyncio) is named, not the default choice "auto".
+    assert result.report["config"]["loop"] == "asyncio"
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:

@@ -740,6 +740,26 @@ async def test_coarse_timers_never_fire_early_and_cancel_cheaply() -> None:
         assert late < TICK + 0.1, f"{name} fired {late} s late"
 
 
+def test_coarse_timers_go_with_their_loop() -> None:
+    import gc
+    import weakref
+
+    from jamsocket_rt.transport import _timers
+
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def use_timers() -> None:
+        loop = asyncio.get_running_loop()
+        loops.append(weakref.ref(loop))
+        _timers.coarse_timers(loop).call_later(0.01, lambda: None)
+        await asyncio.sleep(0.05)
+
+    for _ in range(3):
+        asyncio.run(use_timers())
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]  # nothing kept them alive
+
+
 async def test_a_failing_timer_callback_is_reported_and_others_run() -> None:
     from jamsocket_rt.transport._timers import coarse_timers
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LOOPS", "resolve_loop", "run_on_loop"]
+__all__ = ["LOOPS", "resolve_loop", "run_on_loop", "running_loop_kind"]
 
 T = TypeVar("T")
 
@@ -44,10 +45,18 @@ def resolve_loop(choice: str) -> str:
     if _uvloop_installed():
         return "uvloop"
     if choice == "uvloop":
+        if sys.platform == "win32":
+            raise ValueError("--loop: uvloop does not run on Windows (use --loop asyncio)")
         raise ValueError(
             "--loop: uvloop is not installed (pip install 'jamsocket_rt[load]', or --loop asyncio)"
         )
     return "asyncio"
+
+
+def running_loop_kind() -> str:
+    """``"uvloop"`` or ``"asyncio"``: the kind of the running event loop (as :data:`LOOPS`)."""
+    loop_type = type(asyncio.get_running_loop())
+    return "uvloop" if loop_type.__module__.startswith("uvloop") else "asyncio"
 
 
 def run_on_loop(loop: str, main: Coroutine[Any, Any, T]) -> T:

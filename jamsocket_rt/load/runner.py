@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+import attrs
 from attrs import define
 
 from .. import _api
@@ -33,6 +34,7 @@ from .._models import ConnectResponse
 from ..asyncio.session import Session
 from ..protocol.api import DEFAULT_API_URL
 from . import _resources
+from ._loop import resolve_loop, running_loop_kind
 from .config import DevTarget, FixedTarget, JamsocketTarget, LoadConfig, PlaneTarget
 from .pacing import Pacer, even_phase
 from .report import RunFacts, build_report, format_progress
@@ -499,12 +501,16 @@ async def run_load(
         The report, the merged measurements and the run's facts.
 
     Raises:
-        ValueError: the scenario cannot be loaded.
+        ValueError: the scenario cannot be loaded, or worker processes are to run on a loop
+            that is not installed (``config.loop``).
         ConfigurationError: the target's settings are wrong.
         RuntimeError: the dev server or a worker process could not start.
     """
     if scenario is None:
         scenario = resolve_scenario(config)  # fails early, before anything starts
+    # The report names the loop the sessions run on: this one, or the workers' own.
+    loop_kind = running_loop_kind() if config.processes == 1 else resolve_loop(config.loop)
+    config = attrs.evolve(config, loop=loop_kind)
     printer = _Progress(progress, tty, live)
     per_process = math.ceil(config.sessions / config.processes)
     fd_needed = _resources.descriptors_needed(per_process, _backends_per_process(config))

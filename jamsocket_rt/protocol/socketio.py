@@ -385,13 +385,12 @@ def _dumps(codec: JsonCodec, data: Any) -> tuple[bytes, Sequence[bytes]]:
         TypeError: something in ``data`` is neither JSON nor binary (or is NaN / infinite).
     """
     # Most events carry no binary: one pass that needs no list and no closure of its own.
+    # Whatever stops it (a binary value, however a codec wraps what its default raises, or an
+    # error) goes to the full pass, which collects attachments or raises the error itself.
     try:
         return codec.dumps(data, _refuse), ()
-    except _BinaryFound:
+    except (_BinaryFound, TypeError, ValueError, RecursionError):
         pass
-    except (TypeError, ValueError, RecursionError) as exc:
-        if not isinstance(exc.__cause__, _BinaryFound):  # (orjson wraps what default raises)
-            raise TypeError(f"cannot serialize the arguments: {exc}") from None
     attachments: list[bytes] = []
 
     def collect(value: Any) -> Any:

@@ -52,10 +52,12 @@ class Deadline:
 class CoarseTimers:
     """The coarse timers of one event loop (see the module docstring); use :func:`coarse_timers`."""
 
-    __slots__ = ("__weakref__", "_buckets", "_fine", "_loop")
+    __slots__ = ("__weakref__", "_buckets", "_fine", "_loop_ref")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: the timers are the value of a WeakKeyDictionary keyed by this loop, so a
+        # strong reference would keep every loop (and its timers) alive for good.
+        self._loop_ref = weakref.ref(loop)
         # A bucket per occupied tick: by tick number (of TICK), and for finer ticks by
         # (tick length, tick number).
         self._buckets: dict[int, dict[Deadline, None]] = {}
@@ -64,6 +66,13 @@ class CoarseTimers:
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Deadline:
         """Calls ``callback(*args)`` after at least ``delay`` seconds (at most a tick more)."""
         return self.call_later_from(self._loop.time(), delay, callback, *args)
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop_ref()
+        if loop is None:  # only a caller that kept the timers past their loop gets here
+            raise RuntimeError("the event loop of these timers is gone")
+        return loop
 
     def call_later_from(
         self, now: float, delay: float, callback: Callable[..., Any], *args: Any
