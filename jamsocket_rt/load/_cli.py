@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ._loop import LOOPS, resolve_loop, run_on_loop
 from .config import (
     BUILTIN_SCENARIOS,
@@ -319,14 +317,13 @@ def run(args: argparse.Namespace, prog: str) -> int:
         from .runner import resolve_scenario
 
         scenario = resolve_scenario(config)
-        # Workers are told the loop this process found, so that one run uses one kind.
-        config = attrs.evolve(config, loop=resolve_loop(config.loop))
+        loop = resolve_loop(config.loop)  # a missing uvloop is a usage error, before any load
     except ValueError as exc:
         print(f"{prog} load: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # run_load records the loop it runs on and hands worker processes the same choice.
     result = run_on_loop(
-        config.loop,
-        run_load(config, scenario=scenario, progress=sys.stderr, live=not args.quiet),
+        loop, run_load(config, scenario=scenario, progress=sys.stderr, live=not args.quiet)
     )
     report = result.report
     from .report import format_summary, write_csv, write_json
