@@ -1,0 +1,79 @@
+"""What a :class:`~jamsocket_rt.protocol.socketio.ClientProtocol` reports, and its states."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from attrs import define
+
+#: The namespace every Socket.IO server has; packets without a namespace prefix belong to it.
+DEFAULT_NAMESPACE = "/"
+
+
+@define
+class Connected:
+    """The server accepted the Socket.IO CONNECT of ``nsp``."""
+
+    sid: str
+    nsp: str = DEFAULT_NAMESPACE
+
+
+@define
+class ConnectError:
+    """The server refused the Socket.IO CONNECT of ``nsp`` (``data`` is its payload)."""
+
+    data: Any
+    nsp: str = DEFAULT_NAMESPACE
+
+    @property
+    def message(self) -> str:
+        """The server's message, or a generic one."""
+        if isinstance(self.data, dict) and isinstance(self.data.get("message"), str):
+            return str(self.data["message"])
+        if isinstance(self.data, str):
+            return self.data
+        return "connection refused by the server"
+
+
+@define
+class Event:
+    """A server event; ``ack_id`` is set when the server wants an acknowledgement."""
+
+    name: str
+    args: list[Any]
+    ack_id: int | None = None
+    nsp: str = DEFAULT_NAMESPACE
+
+
+@define
+class Ack:
+    """The server's acknowledgement of one of our events (ids are unique per connection)."""
+
+    id: int
+    args: list[Any]
+
+
+@define
+class Disconnected:
+    """The server ended a namespace or the whole connection.
+
+    ``reason`` is socket.io-client's: ``"io server disconnect"`` (a Socket.IO DISCONNECT of
+    ``nsp``) or ``"transport close"`` (an Engine.IO CLOSE). The connection's own namespace
+    ending ends the connection.
+    """
+
+    reason: str
+    nsp: str | None = None  # None: the connection's own namespace, or the whole connection
+
+
+ProtocolEvent = Connected | ConnectError | Event | Ack | Disconnected
+
+
+class State(Enum):
+    """Where a namespace (and the connection, for its own namespace) is in its life."""
+
+    OPENING = "opening"  # waiting for the Engine.IO OPEN packet
+    CONNECTING = "connecting"  # CONNECT sent, waiting for the answer
+    CONNECTED = "connected"
+    CLOSED = "closed"  # refused or disconnected by the server, or closed by us
