@@ -1,0 +1,146 @@
+"""A Session's options: one frozen attrs class, validated once, shared by every front end.
+
+:class:`~jamsocket_rt.Session`, :class:`~jamsocket_rt.SyncSession`, the load runner and the
+Locust user all take their options as a :class:`SessionOptions`, so a misspelt option is a
+TypeError at construction (and a mypy error), and a value out of range is a ValueError naming
+the option, wherever the options come from.
+"""
+
+from __future__ import annotations
+
+import ssl as ssl_module
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+from attrs import field, frozen
+
+from .events import DEFAULT_NAMESPACE
+from .session import check_event_name
+from .socketio import check_namespace
+
+__all__ = ["OVERFLOW_POLICIES", "TRANSPORTS", "Overflow", "SessionOptions", "TransportName"]
+
+TransportName = Literal["websocket", "polling"]
+Overflow = Literal["error", "drop_oldest", "pause"]
+
+TRANSPORTS: tuple[TransportName, ...] = ("websocket", "polling")
+OVERFLOW_POLICIES: tuple[Overflow, ...] = ("error", "drop_oldest", "pause")
+
+
+def _positive_number(name: str, value: object, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value <= 0
+    ):
+        raise ValueError(f"{name}: expected a positive number, got {value!r}")
+
+
+def _seconds(allow_none: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        _positive_number(attribute.name, value, allow_none)
+
+    return check
+
+
+def _integer(minimum: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            wanted = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+            raise ValueError(f"{attribute.name}: expected {wanted}")
+
+    return check
+
+
+def _transports(value: Sequence[str]) -> tuple[TransportName, ...]:
+    if isinstance(value, str) or not value or not set(value) <= set(TRANSPORTS):
+        raise ValueError(f"transports: expected a sequence drawn from {TRANSPORTS}")
+    return tuple(value)  # type: ignore[arg-type]  # checked just above
+
+
+def _delays(value: tuple[float, float]) -> tuple[float, float]:
+    initial, maximum = value
+    _positive_number("reconnect_delay[0]", initial, allow_none=False)
+    _positive_number("reconnect_delay[1]", maximum, allow_none=False)
+    return (initial, maximum)
+
+
+def _check_grace(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # Zero is allowed: reconnect at once.
+    number = value + 1e-9 if isinstance(value, (int, float)) else value
+    _positive_number(attribute.name, number, allow_none=False)
+
+
+def _check_probe(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check_event_name(value)
+
+
+def _check_namespace(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    check_namespace(value)
+
+
+def _copy_mapping(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value or {})
+
+
+def _copy_optional(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(value) if value is not None else None
+
+
+@frozen(kw_only=True)
+class SessionOptions:
+    """How a Session connects, waits and buffers (every field has the Session's default).
+
+    Attributes:
+        ready_timeout: seconds to wait for the backend to become ready (None: forever).
+        call_timeout: default timeout of ``call`` in seconds (None: no timeout).
+        connect_timeout: seconds for one Socket.IO handshake.
+        transports: "websocket" and/or "polling", in order of preference.
+        headers: extra HTTP headers for the Socket.IO handshake.
+        auth: the Socket.IO ``auth`` payload of the session's namespace.
+        ssl: None verifies certificates; an SSLContext is used as is; False does not verify.
+        max_queue: how many sends and calls may wait for a connection (per namespace).
+        reconnect: reconnect after a connection loss (while the backend lives).
+        reconnect_delay: (initial, maximum) backoff between reconnect attempts, seconds.
+        disconnect_grace: after a drop, how long to wait for a ``terminated`` status before
+            reconnecting.
+        stream_maxsize: default buffer of ``stream()``.
+        max_payload: largest inbound message accepted, in bytes.
+        max_backlog: how many handler runs may wait for slow handlers before reading pauses.
+        latency_probe: an event the backend acknowledges, called every ``latency_interval``.
+        latency_interval: seconds between latency probes.
+        namespace: the Socket.IO namespace the Session itself is ("/" by default).
+        transport_factory: makes the Transport for a ConnectTarget (tests and benchmarks).
+
+    Raises:
+        ValueError: a value is out of range (the message starts with the option's name).
+        TypeError: an unknown option.
+    """
+
+    ready_timeout: float | None = field(default=60.0, validator=_seconds(True))
+    call_timeout: float | None = field(default=30.0, validator=_seconds(True))
+    connect_timeout: float = field(default=10.0, validator=_seconds(False))
+    transports: tuple[TransportName, ...] = field(default=("websocket",), converter=_transports)
+    headers: Mapping[str, str] = field(factory=dict, converter=_copy_mapping, repr=False)
+    auth: Mapping[str, Any] | None = field(default=None, converter=_copy_optional, repr=False)
+    ssl: ssl_module.SSLContext | bool | None = None
+    max_queue: int = field(default=10_000, validator=_integer(1))
+    reconnect: bool = True
+    reconnect_delay: tuple[float, float] = field(default=(0.1, 10.0), converter=_delays)
+    disconnect_grace: float = field(default=0.25, validator=_check_grace)
+    stream_maxsize: int = field(default=1000, validator=_integer(1))
+    max_payload: int = field(default=16 * 1024 * 1024, validator=_integer(1))
+    max_backlog: int = field(default=1000, validator=_integer(2))
+    latency_probe: str | None = field(default=None, validator=_check_probe)
+    latency_interval: float = field(default=5.0, validator=_seconds(False))
+    namespace: str = field(default=DEFAULT_NAMESPACE, validator=_check_namespace)
+    transport_factory: Callable[..., Any] | None = field(default=None, repr=False)
+
+    def evolve(self, **changes: Any) -> SessionOptions:
+        """A copy with ``changes`` applied (validated like a new instance)."""
+        return attrs.evolve(self, **changes)
