@@ -41,8 +41,11 @@ from ._models import (
     TerminationKind,
     TerminationReason,
 )
+from .asyncio.namespace import Namespace
 from .asyncio.session import EventStream, Session, Ticker
 from .protocol.engineio import ProtocolError
+from .protocol.lifecycle import State as SessionState
+from .protocol.options import SessionOptions
 from .protocol.session import LatencyEstimate
 from .sync.session import SyncSession
 
@@ -67,6 +70,7 @@ __all__ = [
     "Jamsocket",
     "JamsocketError",
     "LatencyEstimate",
+    "Namespace",
     "Plane",
     "ProtocolError",
     "ReadyTimeout",
@@ -74,6 +78,8 @@ __all__ = [
     "SendQueueFull",
     "Session",
     "SessionClosed",
+    "SessionOptions",
+    "SessionState",
     "SpawnOptions",
     "StatusStream",
     "StreamOverflow",

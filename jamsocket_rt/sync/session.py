@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from .._models import BackendState, ConnectResponse
-from ..asyncio.session import EventStream, ResponseLike, Session, Ticker, _Default
+from ..asyncio._calls import _Default
+from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
 from ..protocol.session import LatencyEstimate
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from typing import Any
 
 from yarl import URL
 
-from .base import AckCallback, AckResponder, ConnectTarget, TransportListener
+from .base import AckCallback, AckResponder, ConnectTarget, NamespaceListener, TransportListener
 
 
 class Phase(enum.Enum):
@@ -61,9 +61,11 @@ class TransportCore:
     guarantees ``transport_lost`` at most once and never after ``close()``.
     """
 
-    __slots__ = ("_held", "_listener", "_loop", "_phase", "_sid")
+    __slots__ = ("_held", "_joining", "_listener", "_loop", "_namespaces", "_phase", "_sid")
 
     def __init__(self) -> None:
+        self._namespaces: dict[str, NamespaceListener] = {}  # extra namespaces, by name
+        self._joining: dict[str, asyncio.Future[str]] = {}  # their CONNECTs, unanswered
         self._phase = NEW
         self._listener: TransportListener | None = None
         self._sid: str | None = None
@@ -98,6 +100,7 @@ class TransportCore:
         if self._phase is not CONNECTED:
             return False
         self._phase = LOST
+        self._drop_namespaces()
         self._on_lost()
         listener = self._listener
         if listener is not None:
@@ -109,6 +112,69 @@ class TransportCore:
 
     def _on_lost(self) -> None:
         """Hook: release what must go at once when the connection is lost."""
+
+    # ----------------------------------------------------------------------- namespaces
+
+    def _join(self, nsp: str, listener: NamespaceListener) -> asyncio.Future[str]:
+        """Registers an extra namespace whose CONNECT is being sent; the future gets its sid.
+
+        Raises:
+            ConnectionError: the transport is not connected.
+            ValueError: the namespace is already open here.
+        """
+        self._check_can_send()
+        if nsp in self._namespaces:
+            raise ValueError(f"namespace {nsp!r} is already open on this connection")
+        assert self._loop is not None
+        future: asyncio.Future[str] = self._loop.create_future()
+        self._namespaces[nsp] = listener
+        self._joining[nsp] = future
+        return future
+
+    def _leave(self, nsp: str) -> None:
+        self._namespaces.pop(nsp, None)
+        future = self._joining.pop(nsp, None)
+        if future is not None and not future.done():
+            future.set_exception(ConnectionError(f"namespace {nsp!r} was closed"))
+
+    def _namespace_connected(self, nsp: str, sid: str) -> None:
+        future = self._joining.pop(nsp, None)
+        if future is not None and not future.done():
+            future.set_result(sid)
+
+    def _namespace_refused(self, nsp: str, error: BaseException) -> None:
+        self._namespaces.pop(nsp, None)
+        future = self._joining.pop(nsp, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    def _namespace_ended(self, nsp: str, reason: str) -> None:
+        listener = self._namespaces.pop(nsp, None)
+        self._leave(nsp)
+        if listener is not None:
+            try:
+                listener.namespace_lost(reason)
+            except Exception as exc:  # noqa: BLE001 (reported to the loop's exception handler)
+                self._report_error(exc, "namespace_lost")
+
+    def _namespace_event(
+        self, nsp: str, name: str, args: list[Any], ack: AckResponder | None
+    ) -> None:
+        listener = self._namespaces.get(nsp)
+        if listener is None:
+            return
+        try:
+            listener.transport_event(name, args, ack)
+        except Exception as exc:  # noqa: BLE001
+            self._report_error(exc, f"transport_event({name!r}) of {nsp}")
+
+    def _drop_namespaces(self) -> None:
+        """The connection is gone: CONNECTs in flight fail, listeners are forgotten."""
+        self._namespaces.clear()
+        joining, self._joining = self._joining, {}
+        for nsp, future in joining.items():
+            if not future.done():
+                future.set_exception(ConnectionError(f"the connection closed before {nsp} joined"))
 
     def _hold_events(self) -> None:
         """Holds back events from now until :meth:`_release_events` (for a library that

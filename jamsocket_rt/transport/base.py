@@ -1,9 +1,10 @@
 """The contract between a Session and the Socket.IO connection under it.
 
 A Session owns everything that outlives one connection (queued sends, listeners, pending
-calls, reconnect policy, the backend's status). A Transport is one Socket.IO connection to the
-default namespace: it is opened once, moves events both ways, and reports exactly once that it
-is gone. A new connection after a drop is a new Transport.
+calls, reconnect policy, the backend's status). A Transport is one Socket.IO connection: it is
+opened once with its own namespace (``target.namespace``), may carry more namespaces
+(:meth:`Transport.open_namespace`), moves events both ways, and reports exactly once that it is
+gone. A new connection after a drop is a new Transport.
 
 Two implementations exist: :class:`~jamsocket_rt.transport.websocket.WebSocketTransport`, a
 lean Engine.IO v4 / Socket.IO v5 speaker on a websocket of its own (the fast default), and
@@ -43,6 +44,7 @@ class ConnectTarget:
         ssl: None = verify certificates (the default); False = do not verify; or an SSLContext.
         connect_timeout: seconds for the whole handshake (HTTP upgrade + Socket.IO CONNECT).
         max_payload: largest inbound message accepted, in bytes.
+        namespace: the namespace the connection opens with (``/`` by default).
     """
 
     origin: str
@@ -53,6 +55,7 @@ class ConnectTarget:
     ssl: ssl.SSLContext | bool | None = None
     connect_timeout: float = 10.0
     max_payload: int = 16 * 1024 * 1024
+    namespace: str = "/"
 
 
 class TransportListener(Protocol):
@@ -69,8 +72,18 @@ class TransportListener(Protocol):
         """
 
 
+class NamespaceListener(Protocol):
+    """What a Transport reports about one extra namespace. Called on the event loop thread."""
+
+    def transport_event(self, event: str, args: list[Any], ack: AckResponder | None) -> None:
+        """A server event of that namespace arrived."""
+
+    def namespace_lost(self, reason: str) -> None:
+        """The server disconnected that namespace (``reason``: socket.io-client's words)."""
+
+
 class Transport(Protocol):
-    """One Socket.IO connection to the default namespace."""
+    """One Socket.IO connection, carrying its own namespace and any others opened on it."""
 
     @property
     def sid(self) -> str | None:
@@ -92,8 +105,35 @@ class Transport(Protocol):
             RuntimeError: the transport was connected before (one transport, one connection).
         """
 
-    def emit(self, event: str, args: Sequence[Any], on_ack: AckCallback | None = None) -> None:
-        """Encode one event and queue it for writing; never blocks and never awaits.
+    @property
+    def dropped_packets(self) -> int:
+        """Packets received for namespaces nobody opened on this connection (dropped)."""
+
+    async def open_namespace(
+        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+    ) -> str:
+        """Send the CONNECT of namespace ``nsp`` on this connection and wait for the answer.
+
+        Returns:
+            The namespace's socket id.
+
+        Raises:
+            ConnectRefused: the server refused it (with the server's data).
+            ConnectionError: the connection is not connected, or was lost while waiting.
+        """
+
+    def close_namespace(self, nsp: str) -> None:
+        """Send the DISCONNECT of namespace ``nsp``; its events are dropped from now on."""
+
+    def emit(
+        self,
+        event: str,
+        args: Sequence[Any],
+        on_ack: AckCallback | None = None,
+        nsp: str | None = None,
+    ) -> None:
+        """Encode one event (of namespace ``nsp``, default: the connection's own) and queue it
+        for writing; never blocks and never awaits.
 
         ``bytes``, ``bytearray`` and ``memoryview`` anywhere in ``args`` travel as binary
         attachments (they arrive as ``bytes``).

@@ -26,14 +26,14 @@ import contextlib
 import contextvars
 import ssl as _ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import engineio
 import socketio
 
-from .._errors import TokenExpired
+from .._errors import ConfigurationError, TokenExpired
 from ..protocol.socketio import (
     ConnectError,
     Packet,
@@ -44,7 +44,14 @@ from ..protocol.socketio import (
     reconstruct,
 )
 from ._common import Phase, TransportCore, host_of, once_responder, redact, socketio_path
-from .base import AckCallback, ConnectRefused, ConnectTarget, Transport, TransportListener
+from .base import (
+    AckCallback,
+    ConnectRefused,
+    ConnectTarget,
+    NamespaceListener,
+    Transport,
+    TransportListener,
+)
 from .websocket import CLOSE_TIMEOUT, WRITE_HIGH_WATER, WRITE_LOW_WATER
 
 __all__ = ["PythonSocketIOTransport"]
@@ -121,6 +128,7 @@ class PythonSocketIOTransport(TransportCore):
         self._ack_handlers: set[asyncio.Task[Any]] = set()
         self._refusal: Any = None
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._nsp = "/"
 
     # ----------------------------------------------------------------------- connect
 
@@ -159,9 +167,10 @@ class PythonSocketIOTransport(TransportCore):
             websocket_extra_options={"max_msg_size": target.max_payload},
             http_session=new_http_session,
         )
-        client.on("*", self._on_event)
-        client.on("disconnect", self._on_disconnect)
-        client.on("connect_error", self._on_connect_error)
+        self._nsp = target.namespace
+        client.on("*", self._on_event, namespace=self._nsp)
+        client.on("disconnect", self._on_disconnect, namespace=self._nsp)
+        client.on("connect_error", self._on_connect_error, namespace=self._nsp)
         # python-socketio delivers what a server sends with its CONNECT answer (or, for
         # python-socketio servers, before it) while connect() still runs: hold it back.
         self._hold_events()
@@ -172,6 +181,7 @@ class PythonSocketIOTransport(TransportCore):
                     headers=dict(target.headers),
                     auth=dict(target.auth) if target.auth is not None else None,
                     transports=list(target.transports),
+                    namespaces=[target.namespace],
                     socketio_path=socketio_path(target),
                     wait_timeout=target.connect_timeout,
                 ),
@@ -206,7 +216,7 @@ class PythonSocketIOTransport(TransportCore):
                     f"cannot connect to {host}: {redact(detail, target)}"
                 ) from None
             raise
-        self._sid = client.get_sid("/")
+        self._sid = client.get_sid(self._nsp)
         self._phase = Phase.CONNECTED
         loop.call_soon(self._release_events)
         self._writer = loop.create_task(self._write_loop())
@@ -261,7 +271,34 @@ class PythonSocketIOTransport(TransportCore):
 
     # ----------------------------------------------------------------------- sending
 
-    def emit(self, event: str, args: Sequence[Any], on_ack: AckCallback | None = None) -> None:
+    @property
+    def dropped_packets(self) -> int:
+        """python-socketio drops packets of unknown namespaces without counting them: 0."""
+        return 0
+
+    async def open_namespace(
+        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+    ) -> str:
+        """Not supported: python-socketio's client opens its namespaces while connecting only.
+
+        Raises:
+            ConfigurationError: always (use the websocket transport for more namespaces).
+        """
+        raise ConfigurationError(
+            f"namespace {nsp!r}: the polling transport (python-socketio's client) cannot open a "
+            "namespace on a live connection; use transports=('websocket',) for more namespaces"
+        )
+
+    def close_namespace(self, nsp: str) -> None:
+        """Nothing to do: no extra namespace is ever open here."""
+
+    def emit(
+        self,
+        event: str,
+        args: Sequence[Any],
+        on_ack: AckCallback | None = None,
+        nsp: str | None = None,
+    ) -> None:
         """Encode one event and queue it for writing; never blocks and never awaits.
 
         Raises:
@@ -295,7 +332,9 @@ class PythonSocketIOTransport(TransportCore):
                 # server refuses payloads of more than 16 packets.
                 while (queue and packets + queue[0][4] <= _MAX_PACKETS_PER_BATCH) or not packets:
                     event, args, on_ack, size, count = queue.popleft()
-                    await client.emit(event, args, callback=self._ack_callback(on_ack))
+                    await client.emit(
+                        event, args, namespace=self._nsp, callback=self._ack_callback(on_ack)
+                    )
                     handed_over += size
                     packets += count
                 # python-engineio queues what emit handed over; wait until it is written.

@@ -37,7 +37,7 @@ import ssl as _ssl
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from yarl import URL
@@ -64,6 +64,7 @@ from .base import (
     AckResponder,
     ConnectRefused,
     ConnectTarget,
+    NamespaceListener,
     Transport,
     TransportListener,
 )
@@ -334,6 +335,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         "_low",
         "_max_payload",
         "_need",
+        "_nsp",
         "_paused",
         "_pending",
         "_pending_size",
@@ -361,6 +363,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         self._high = write_high_water
         self._low = write_low_water
         self._proto: ClientProtocol | None = None
+        self._nsp = "/"  # the connection's own namespace
         self._tx: asyncio.Transport | None = None
         self._acks: dict[int, AckCallback] = {}
         self._pending: list[bytes] = []
@@ -405,12 +408,17 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         loop = self._begin_connect(listener)
         self._hold_events()
         host = self._where = host_of(target)
+        self._nsp = target.namespace
         self._max_payload = target.max_payload
         # asyncio's own loops tell time with time.monotonic(): the same clock, called directly
         # (the protocol reads it for every message).
         clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         self._proto = ClientProtocol(
-            auth=target.auth, json=self._json, max_payload=target.max_payload, clock=clock
+            auth=target.auth,
+            json=self._json,
+            max_payload=target.max_payload,
+            clock=clock,
+            namespace=target.namespace,
         )
         self._handshake = loop.create_future()
         self._closed = loop.create_future()
@@ -714,9 +722,20 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
                         self._report_error(exc, "an acknowledgement callback")
             elif kind is Event:
                 ack_id = event.ack_id
-                self._deliver_event(
-                    event.name, event.args, None if ack_id is None else self._responder(ack_id)
-                )
+                if event.nsp is self._nsp or event.nsp == self._nsp:
+                    self._deliver_event(
+                        event.name, event.args, None if ack_id is None else self._responder(ack_id)
+                    )
+                else:
+                    responder = None if ack_id is None else self._responder(ack_id, event.nsp)
+                    self._namespace_event(event.nsp, event.name, event.args, responder)
+            elif kind is Connected and event.nsp != self._nsp:
+                self._namespace_connected(event.nsp, event.sid)
+            elif kind is ConnectError and event.nsp != self._nsp:
+                message = f"{self._where} refused namespace {event.nsp}: {event.message}"
+                self._namespace_refused(event.nsp, ConnectRefused(message, event.data))
+            elif kind is Disconnected and event.nsp is not None:
+                self._namespace_ended(event.nsp, event.reason)
             elif kind is Connected:
                 self._sid = event.sid
                 handshake = self._handshake
@@ -773,17 +792,52 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         if error is not None and self._lose(error):
             self._release()
 
-    def _responder(self, ack_id: int) -> AckResponder:
+    def _responder(self, ack_id: int, nsp: str | None = None) -> AckResponder:
         def send(args: Sequence[Any]) -> None:
             if self._phase is _CONNECTED:
                 assert self._proto is not None
-                self._write(self._proto.send_ack(ack_id, args))
+                self._write(self._proto.send_ack(ack_id, args, nsp))
 
         return once_responder(send)
 
+    # ----------------------------------------------------------------------- namespaces
+
+    @property
+    def dropped_packets(self) -> int:
+        """Packets received for namespaces nobody opened on this connection."""
+        return self._proto.dropped if self._proto is not None else 0
+
+    async def open_namespace(
+        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+    ) -> str:
+        """See :meth:`Transport.open_namespace`."""
+        future = self._join(nsp, listener)
+        assert self._proto is not None
+        try:
+            self._proto.connect_namespace(nsp, auth)
+        except (ValueError, RuntimeError):
+            self._leave(nsp)
+            raise
+        self._write(self._proto.data_to_send())
+        return await future
+
+    def close_namespace(self, nsp: str) -> None:
+        """See :meth:`Transport.close_namespace`."""
+        self._leave(nsp)
+        if self._proto is not None:
+            frames = self._proto.disconnect_namespace(nsp)
+            if frames and self._phase is _CONNECTED:
+                self._write(frames)
+
     # ----------------------------------------------------------------------- sending
 
-    def emit(self, event: str, args: Sequence[Any], on_ack: AckCallback | None = None) -> None:
+    def emit(
+        self,
+        event: str,
+        args: Sequence[Any],
+        on_ack: AckCallback | None = None,
+        nsp: str | None = None,
+    ) -> None:
         """Encode one event and queue it for writing; never blocks and never awaits.
 
         Raises:
@@ -794,7 +848,10 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         if self._phase is not _CONNECTED:
             self._check_can_send()
         assert self._proto is not None
-        frames, ack_id = self._proto.send_event(event, args, on_ack is not None)
+        try:
+            frames, ack_id = self._proto.send_event(event, args, on_ack is not None, nsp)
+        except RuntimeError as exc:  # a namespace that is not (or no longer) connected
+            raise ConnectionError(str(exc)) from None
         if on_ack is not None and ack_id is not None:
             self._acks[ack_id] = on_ack
         self._write(frames)
@@ -948,6 +1005,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         self._halted = True
         self._stop_timers()
         self._acks.clear()
+        self._drop_namespaces()
         if phase is _CONNECTING:
             # connect() is waiting: it sees the phase, cleans up and raises.
             self._fail_handshake(

@@ -1,0 +1,479 @@
+"""A Socket.IO namespace on a Session's connection: events out, events in, calls.
+
+:class:`Namespace` is socket.io-client's Socket: its own CONNECT (with its ``auth``) and socket
+id, listeners, ``send``/``call``/``wait_for``/``stream``, the sends queued while it is not
+connected, and the calls in flight. Every namespace of a Session shares the Session's one
+connection (:class:`~jamsocket_rt.asyncio.connection.Connection`); the Session is itself the
+namespace it was created for ("/" by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ConnectionLost, JamsocketError, SessionClosed
+from ..protocol.session import (
+    LatencyEstimate,
+    Listeners,
+    Outbox,
+    Outgoing,
+    check_event_name,
+    checked_copy,
+    payload_of,
+    structure_payload,
+    to_wire,
+)
+from ..transport._timers import CoarseTimers, coarse_timers
+from ..transport.base import AckResponder, Transport
+from ._calls import _Call, _Default
+from ._handlers import ANY_EVENT, Dispatcher
+from ._util import timeout as _timeout
+from .stream import EventStream
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class Namespace(Dispatcher):
+    """One Socket.IO namespace on a Session's connection (see ``Session.namespace()``).
+
+    It has the Session's event API: :meth:`on`/:meth:`off`, :meth:`send`, :meth:`call`,
+    :meth:`wait_for`, :meth:`stream`, :attr:`connected`, :meth:`on_disconnect`,
+    :meth:`on_reconnect` and :meth:`on_error`, with the same rules (sends queue in order while
+    it is not connected; calls fail with ConnectionLost when the connection drops, unless
+    ``retry``). After a reconnect of the Session it sends its CONNECT again.
+
+    Attributes:
+        name: the namespace, e.g. ``"/admin"``.
+        events_sent: events written to the connection.
+        events_received: events received.
+        last_round_trip: seconds of the last acknowledged call.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        name: str,
+        *,
+        auth: Mapping[str, Any] | None,
+        max_queue: int,
+        max_backlog: int,
+        call_timeout: float | None,
+        stream_maxsize: int,
+        root: bool = False,
+    ) -> None:
+        super().__init__(max_backlog)
+        self._connection = connection
+        self.name = name
+        self._auth = dict(auth) if auth is not None else None
+        # The transport's own namespace needs no name on emit (the hot path).
+        self._emit_nsp: str | None = None if root else name
+        self._call_timeout = call_timeout
+        self._stream_maxsize = stream_maxsize
+        self._outbox: Outbox[_Call] = Outbox(maxsize=max_queue)
+        self._inflight: dict[int, _Call] = {}
+        self._unanswered: list[_Call] = []  # cut by a connection loss, awaiting the verdict
+        self._waiters: dict[str, list[asyncio.Future[Any]]] = {}
+        self._streams: Listeners[EventStream] = Listeners()
+        self._timers: CoarseTimers | None = None  # the loop's, once a call has a timeout
+        self._closed = False
+        self._failure: JamsocketError | None = None
+        # True while this namespace's CONNECT is answered on the current connection (the root
+        # namespace's is part of opening the connection).
+        self._joined = root
+        self._sid: str | None = None
+        self._joined_waiter: asyncio.Future[None] | None = None
+        self.events_sent = 0
+        self.events_received = 0
+        self.last_round_trip: float | None = None
+        self._latency = LatencyEstimate()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def connected(self) -> bool:
+        """True while this namespace is connected."""
+        transport = self._connection.transport
+        return transport is not None and transport.connected and self._joined
+
+    @property
+    def _ready_to_send(self) -> bool:
+        transport = self._connection.transport
+        return transport is not None and transport.connected and self._joined
+
+    @property
+    def sid(self) -> str | None:
+        """The socket id of this namespace on the current connection (None while disconnected)."""
+        if self._emit_nsp is None:
+            transport = self._connection.transport
+            return transport.sid if transport is not None else None
+        return self._sid if self.connected else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def _transport(self) -> Transport | None:
+        return self._connection.transport
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name!r} connected={self.connected}>"
+
+    def _hold_reading(self, reason: object) -> None:
+        self._connection.hold_reading(reason)
+
+    def _release_reading(self, reason: object) -> None:
+        self._connection.release_reading(reason)
+
+    @property
+    def latency(self) -> LatencyEstimate:
+        """Round-trip time of this namespace's calls (see :class:`LatencyEstimate`)."""
+        return self._latency
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, event: str, *args: Any) -> None:
+        """Send an event without waiting for an answer (fire-and-forget).
+
+        Allowed before the backend is ready and while disconnected: the event is queued, in
+        order, and sent on (re)connect. An event handed to a connection that then drops may be
+        lost; use :meth:`call` when you need to know.
+
+        Raises:
+            TypeError: an argument cannot be serialized, or ``event`` is not a string (nothing
+                was queued).
+            ValueError: ``event`` is empty or one of Socket.IO's reserved names.
+            SendQueueFull: ``max_queue`` sends are already waiting.
+            BackendTerminated: the backend has terminated.
+        """
+        check_event_name(event)
+        if self._closed or self._failure is not None:
+            self._check_usable()  # raises
+        wire = to_wire(args)
+        transport = self._connection.transport
+        if transport is not None and self._ready_to_send and not self._outbox:
+            try:
+                if self._emit_nsp is None:
+                    transport.emit(event, wire)
+                else:
+                    transport.emit(event, wire, None, self._emit_nsp)
+            except ConnectionError:
+                pass
+            else:
+                self.events_sent += 1
+                await transport.drain()
+                return
+        self._outbox.put(Outgoing(event, checked_copy(wire)))
+
+    async def call(
+        self,
+        event: str,
+        *args: Any,
+        timeout: float | _Default | None = _Default.DEFAULT,
+        retry: bool = False,
+        type: Any = None,
+    ) -> Any:
+        """Send an event and wait for the backend's acknowledgement.
+
+        Args:
+            event: the event name.
+            *args: its arguments.
+            timeout: seconds to wait (default: the session's ``call_timeout``).
+            retry: if the connection drops before the answer, send it again after the
+                reconnect (at-least-once) instead of raising ConnectionLost.
+            type: structure the acknowledgement into this type (an attrs class, a
+                dataclass...) with the project's converter.
+
+        Returns:
+            The acknowledgement: None for no arguments, the value for one, else a tuple.
+
+        Raises:
+            TimeoutError: no answer within ``timeout``.
+            ConnectionLost: the connection dropped first (and ``retry`` was False).
+            BackendTerminated: the backend terminated first.
+            TypeError: an argument cannot be serialized, or ``event`` is not a string (nothing
+                was sent).
+            ValueError: ``event`` is empty or one of Socket.IO's reserved names.
+            InvalidResponse: the acknowledgement does not fit ``type`` (fields named).
+        """
+        check_event_name(event)
+        if self._closed or self._failure is not None:
+            self._check_usable()  # raises
+        wire = to_wire(args)
+        loop = self._loop or self._loop_or_raise()
+        effective = self._call_timeout if isinstance(timeout, _Default) else timeout
+        future: asyncio.Future[Any] = loop.create_future()
+        # A call that may be sent again keeps a copy: the caller may change its arguments.
+        args_kept = checked_copy(wire) if retry else wire
+        call = _Call(event, args_kept, future, retry, self._inflight)
+        transport = self._connection.transport
+        if transport is not None and self._ready_to_send and not self._outbox:
+            try:
+                self._write(transport, event, call.args, call)
+            except ConnectionError:
+                self._outbox.put(Outgoing(event, checked_copy(wire), call))
+        else:
+            call.args = checked_copy(wire)
+            self._outbox.put(Outgoing(event, call.args, call))
+        started = loop.time()
+        if effective is not None:
+            # One loop timer per 1/64 s for all calls, not one each (call_later and cancel
+            # cost more than the rest of a pipelined call).
+            timers = self._timers
+            if timers is None:
+                timers = self._timers = coarse_timers(loop)
+            call.timer = timers.call_later_from(
+                started, effective, self._call_timed_out, call, effective
+            )
+        try:
+            result = await future
+        except BaseException:
+            self._inflight.pop(id(call), None)  # (an acknowledged call has left already)
+            raise
+        self.last_round_trip = loop.time() - started
+        self._latency.add(self.last_round_trip)
+        if type is not None:
+            return structure_payload(result, type, f"the acknowledgement of {event!r}")
+        return result
+
+    def _call_timed_out(self, call: _Call, timeout: float) -> None:
+        self._inflight.pop(id(call), None)
+        self._outbox.remove_if(lambda item: item.call is call)
+        call.fail(TimeoutError(f"no acknowledgement for {call.event!r} within {timeout} s"))
+
+    def wait_for(
+        self, event: str, timeout: float | None = None, *, type: Any = None
+    ) -> Awaitable[Any]:
+        """Wait for the next occurrence of ``event`` and return its payload.
+
+        The wait starts when ``wait_for`` is *called*, not when it is awaited, so this never
+        misses an answer that comes back quickly::
+
+            pong = session.wait_for("pong", timeout=5)
+            await session.send("ping")
+            print(await pong)
+
+        With ``type``, the payload is structured into it (see :meth:`on`).
+
+        Raises:
+            TimeoutError: ``timeout`` elapsed.
+            BackendTerminated: the backend terminated first.
+            InvalidResponse: the payload does not fit ``type`` (fields named).
+        """
+        self._check_usable()
+        future: asyncio.Future[Any] = self._loop_or_raise().create_future()
+        self._waiters.setdefault(event, []).append(future)
+        return self._await_event(event, future, timeout, type)
+
+    async def _await_event(
+        self, event: str, future: asyncio.Future[Any], timeout: float | None, payload_type: Any
+    ) -> Any:
+        try:
+            async with _timeout(timeout):
+                payload = await future
+                if payload_type is None:
+                    return payload
+                return structure_payload(payload, payload_type, f"a {event!r} event")
+        except TimeoutError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()
+            raise TimeoutError(f"no {event!r} event within {timeout} s") from None
+        finally:
+            waiters = self._waiters.get(event)
+            if waiters is not None and future in waiters:
+                waiters.remove(future)
+
+    def stream(
+        self,
+        event: str,
+        *,
+        maxsize: int | None = None,
+        overflow: str = "error",
+        type: Any = None,
+    ) -> EventStream:
+        """Every occurrence of ``event`` from now on, in order (see :class:`EventStream`).
+
+        With ``type``, each payload is structured into it; one that does not fit raises
+        InvalidResponse from the iteration (naming the fields).
+        """
+        self._check_usable()
+        stream = EventStream(self, event, maxsize or self._stream_maxsize, overflow, type)
+        self._streams.add(event, stream)
+        return stream
+
+    def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
+        """Call ``callback(error)`` when the connection drops (error: why, when known)."""
+        return self._hook("disconnect", callback)
+
+    def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Call ``callback()`` after a successful reconnect."""
+        return self._hook("reconnect", callback)
+
+    # ------------------------------------------------------------------ the connection's side
+
+    def _on_event(self, event: str, args: list[Any], ack: AckResponder | None) -> None:
+        self.events_received += 1
+        waiters = self._waiters.pop(event, None)
+        if waiters or self._streams.get(event):
+            payload = payload_of(args)
+            for future in waiters or ():
+                if not future.done():
+                    future.set_result(payload)
+            for stream in self._streams.get(event):
+                stream._push(payload)
+        handlers = self._handlers.get(event)
+        if handlers:
+            if len(handlers) == 1 and not handlers[0].is_async and not self._backlog:
+                self._run_sync(handlers, tuple(args), ack)  # _dispatch's usual case, directly
+            else:
+                self._dispatch(handlers, tuple(args), ack)
+        catch_all = self._handlers.get(ANY_EVENT)
+        if catch_all:
+            self._dispatch(catch_all, (event, *args), None if handlers else ack)
+
+    def _flush(self) -> None:
+        """Write queued sends and calls in order while the connection is up."""
+        transport = self._connection.transport
+        while self._outbox and transport is not None and self._ready_to_send:
+            item = self._outbox.pop()
+            try:
+                self._write(transport, item.event, item.args, item.call)
+            except ConnectionError:
+                self._outbox.push_front([item])
+                return
+
+    def _write(
+        self, transport: Transport, event: str, args: Sequence[Any], call: _Call | None
+    ) -> None:
+        if call is None:
+            transport.emit(event, args, None, self._emit_nsp)
+        else:
+            if call.future.done():
+                return
+            if self._emit_nsp is None:
+                transport.emit(event, args, call.acked)
+            else:
+                transport.emit(event, args, call.acked, self._emit_nsp)
+            # Only once written: an emit that raises (TypeError) leaves nothing in flight.
+            self._inflight[id(call)] = call
+        self.events_sent += 1
+
+    def _set_aside(self) -> None:
+        """The connection dropped: re-queue retried calls (in the order they were sent) and
+        hold the others until the verdict (a backend's end, or a lost connection)."""
+        self._joined = self._emit_nsp is None
+        retried = []
+        for call in list(self._inflight.values()):
+            if call.retry and not call.future.done():
+                retried.append(Outgoing(call.event, call.args, call))
+            else:
+                self._unanswered.append(call)
+        self._inflight.clear()
+        self._outbox.push_front(retried)
+
+    def _fail_unanswered(self, lost: JamsocketError) -> None:
+        """Calls cut by the drop fail (with ConnectionLost, or how the backend ended)."""
+        unanswered, self._unanswered = self._unanswered, []
+        for call in unanswered:
+            call.fail(lost)
+
+    def _fail_all(self, exc: JamsocketError) -> None:
+        if self._joined_waiter is not None and not self._joined_waiter.done():
+            self._joined_waiter.set_exception(exc)
+            self._joined_waiter.exception()  # retrieved: nobody may be waiting
+        for call in [*self._inflight.values(), *self._unanswered]:
+            call.fail(exc)
+        self._inflight.clear()
+        self._unanswered.clear()
+        for item in self._outbox.remove_if(lambda item: item.call is not None):
+            assert item.call is not None
+            item.call.fail(exc)
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(exc)
+        self._waiters.clear()
+        for name in self._streams.names():
+            for stream in self._streams.get(name):
+                stream._finish(StopAsyncIteration() if isinstance(exc, SessionClosed) else exc)
+
+    # ------------------------------------------------------------------ an extra namespace
+
+    def _joined_as(self, sid: str) -> None:
+        """The server accepted this namespace's CONNECT on the current connection."""
+        rejoined = self._sid is not None
+        self._sid = sid
+        self._joined = True
+        if self._joined_waiter is not None and not self._joined_waiter.done():
+            self._joined_waiter.set_result(None)
+        self._flush()
+        if rejoined:
+            self._fire("reconnect")
+
+    def _refused(self, refused: JamsocketError) -> None:
+        """The server refused this namespace's CONNECT: it is done (a refusal is final)."""
+        self._joined = False
+        self._failure = refused
+        if self._joined_waiter is not None and not self._joined_waiter.done():
+            self._joined_waiter.set_exception(refused)
+            self._joined_waiter.exception()  # retrieved: nobody may be waiting
+        self._fail_all(refused)
+
+    def _ended_by_server(self, reason: str) -> None:
+        """The server disconnected this namespace (socket.io-client does not reconnect it)."""
+        self._joined = False
+        self._set_aside()
+        error = ConnectionAbortedError(f"the server disconnected namespace {self.name!r}")
+        self._fire("disconnect", error)
+        lost = ConnectionLost(f"the server disconnected namespace {self.name!r} ({reason})")
+        self._failure = lost
+        self._fail_unanswered(lost)
+        self._fail_all(lost)
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the server has accepted this namespace's CONNECT.
+
+        Raises:
+            ConnectRefused: the server refused it (its data is on the exception).
+            TimeoutError: ``timeout`` elapsed.
+        """
+        self._check_usable()
+        if self.connected:
+            return
+        if self._joined_waiter is None or self._joined_waiter.done():
+            self._joined_waiter = self._loop_or_raise().create_future()
+        try:
+            async with _timeout(timeout):
+                await asyncio.shield(self._joined_waiter)
+        except TimeoutError:
+            raise TimeoutError(f"namespace {self.name!r} not connected after {timeout} s") from None
+
+    async def __aenter__(self) -> Namespace:
+        await self.wait_connected()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Leave this namespace (a DISCONNECT for it); the Session's connection stays open.
+
+        Waiting calls, ``wait_for`` and streams end with :class:`SessionClosed`; idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._joined = False
+        self._fail_all(SessionClosed("the namespace was closed"))
+        self._connection.leave(self)
+        if self._dispatcher is not None and self._dispatcher is not asyncio.current_task():
+            self._dispatcher.cancel()
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise self._failure.with_traceback(None)
+        if self._closed:
+            raise SessionClosed("the session is closed")
