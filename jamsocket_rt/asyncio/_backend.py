@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from .._errors import BackendTerminated, JamsocketError, ReadyTimeout
+from .._errors import BackendTerminated, ConnectRefused, JamsocketError, ReadyTimeout, TokenExpired
 from .._models import BackendState, ConnectResponse
-from ..protocol.lifecycle import Input
+from ..protocol.lifecycle import Input, State
 from ..protocol.options import SessionOptions
 from ..protocol.session import StatusTracker
 from . import status as status_hub
@@ -26,6 +26,9 @@ logger = logging.getLogger("jamsocket_rt.session")
 
 ResponseLike = ConnectResponse | Mapping[str, Any] | str | bytes
 ConnectCallable = Callable[[], Awaitable[ConnectResponse]]
+
+#: The input an action's outcome feeds back to the lifecycle, with its error (None: nothing).
+Next = tuple[Input, BaseException | None] | None
 
 #: Seconds a reconnect refused with 410 waits for the ``terminated`` of a terminating backend.
 ENDING_WAIT = 5.0
@@ -57,6 +60,7 @@ class BackendWatch:
     _feed: Callable[..., None]
     _check_usable: Callable[[], None]
     _loop_or_raise: Callable[[], asyncio.AbstractEventLoop]
+    _state: State
 
     def _init_watch(
         self, response: ConnectResponse | None, connect: ConnectCallable | None
@@ -204,6 +208,35 @@ class BackendWatch:
         if old is None or self._response.backend_id != old.backend_id:
             self._watch(self._response)
             await self._wait_ready()
+
+    async def _probe_status(self, error: BaseException | None) -> BaseException | None:
+        """After a 410: does the status say the backend ended or is ending?"""
+        # A 410 says "unknown, expired or ended": if the backend has ended, the status says so
+        # (perhaps before the stream does); that is the better answer.
+        if self._tracker.terminal is None and self._subscription is not None:
+            await self._subscription.probe()
+            if self._tracker.ending:
+                await self._await_end()
+        if self._tracker.terminal is not None:
+            return BackendTerminated(self._tracker.terminal)
+        if self._tracker.ending:
+            return BackendTerminated(
+                self._tracker.latest,
+                "the session backend is terminating: the proxy no longer accepts it",
+            )
+        return error
+
+    async def _renew_token(self) -> Next:
+        if self._state is State.CONNECTING:
+            await self._renew()  # the first connection: what goes wrong is raised
+            return Input.RENEWED, None
+        try:
+            await self._renew()
+        except (TokenExpired, ConnectRefused) as exc:
+            return Input.REFUSED, exc
+        except (OSError, TimeoutError) as exc:
+            return Input.UNREACHABLE, exc
+        return Input.RENEWED, None
 
     # ------------------------------------------------------------------ hooks
 

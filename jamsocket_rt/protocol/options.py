@@ -102,19 +102,30 @@ class SessionOptions:
         connect_timeout: seconds for one Socket.IO handshake.
         transports: "websocket" and/or "polling", in order of preference.
         headers: extra HTTP headers for the Socket.IO handshake.
-        auth: the Socket.IO ``auth`` payload of the session's namespace.
-        ssl: None verifies certificates; an SSLContext is used as is; False does not verify.
-        max_queue: how many sends and calls may wait for a connection (per namespace).
+        auth: the Socket.IO ``auth`` payload (for example to hand the backend the
+            secret_token).
+        ssl: None verifies TLS certificates (the default); an SSLContext is used as is;
+            ``False`` disables verification (explicitly, never by default).
+        max_queue: how many sends and calls may wait for a connection.
         reconnect: reconnect after a connection loss (while the backend lives).
         reconnect_delay: (initial, maximum) backoff between reconnect attempts, seconds.
-        disconnect_grace: after a drop, how long to wait for a ``terminated`` status before
-            reconnecting.
+        disconnect_grace: after a connection loss, how long to wait for a ``terminated``
+            status before trying to reconnect (the disconnect arrives a little before it).
         stream_maxsize: default buffer of ``stream()``.
-        max_payload: largest inbound message accepted, in bytes.
-        max_backlog: how many handler runs may wait for slow handlers before reading pauses.
-        latency_probe: an event the backend acknowledges, called every ``latency_interval``.
+        max_payload: largest inbound message accepted, in bytes; a larger one ends the
+            connection (reported to ``on_disconnect``), which then reconnects.
+        latency_probe: an event the backend acknowledges (the example backend's "echo"),
+            called every ``latency_interval`` seconds while connected so that
+            :attr:`latency` stays fresh when the session is idle; None (the default)
+            measures the session's own calls only.
         latency_interval: seconds between latency probes.
-        namespace: the Socket.IO namespace the Session itself is ("/" by default).
+        max_backlog: how many handler runs may wait for slow (async) handlers; at this
+            high-water mark the session stops reading from the connection (back-pressure:
+            nothing is dropped, everything waits unread) until the backlog is down to half.
+            A handler that awaits ``call()`` while the backlog is full waits for an answer
+            that cannot be read until the call times out: keep such handlers few and short.
+        namespace: the Socket.IO namespace the Session itself is ("/" by default); more
+            namespaces share its connection through ``Session.namespace()``.
         transport_factory: makes the Transport for a ConnectTarget (tests and benchmarks).
 
     Raises:

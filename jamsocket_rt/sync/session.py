@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ssl as ssl_module
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 from .._models import BackendState, ConnectResponse
+from ..asyncio._backend import ConnectCallable
 from ..asyncio._calls import _Default
+from ..asyncio.connection import TransportFactory
+from ..asyncio.namespace import Namespace
 from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
+from ..protocol.options import Overflow, SessionOptions, TransportName
 from ..protocol.session import LatencyEstimate
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _LoopThread:
@@ -70,7 +76,137 @@ class _LoopThread:
         return cls._thread is threading.current_thread()
 
 
-class SyncSession:
+class SyncNamespace:
+    """The blocking twin of :class:`~jamsocket_rt.Namespace` (see ``SyncSession.namespace``).
+
+    Handlers and callbacks run on the background loop thread, one at a time.
+    """
+
+    def __init__(self, namespace: Namespace, owner: SyncSession) -> None:
+        self._namespace = namespace
+        self._owner = owner
+
+    def _run(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        return self._owner._run(make, timeout)
+
+    @property
+    def name(self) -> str:
+        """The namespace, e.g. ``"/admin"``."""
+        return self._namespace.name
+
+    @property
+    def connected(self) -> bool:
+        return self._namespace.connected
+
+    @property
+    def sid(self) -> str | None:
+        return self._namespace.sid
+
+    def __repr__(self) -> str:
+        return "<Sync" + repr(self._namespace)[1:]
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, event: str, *args: Any) -> None:
+        """See :meth:`Session.send`."""
+        self._run(lambda: self._namespace.send(event, *args))
+
+    def call(
+        self,
+        event: str,
+        *args: Any,
+        timeout: float | _Default | None = _Default.DEFAULT,
+        retry: bool = False,
+        type: Any = None,
+    ) -> Any:
+        """See :meth:`Session.call`."""
+        return self._run(
+            lambda: self._namespace.call(event, *args, timeout=timeout, retry=retry, type=type)
+        )
+
+    def wait_for(self, event: str, timeout: float | None = None, *, type: Any = None) -> Any:
+        """See :meth:`Session.wait_for`."""
+        return self._run(lambda: self._namespace.wait_for(event, timeout=timeout, type=type))
+
+    def stream(
+        self,
+        event: str,
+        *,
+        maxsize: int | None = None,
+        overflow: Overflow = "error",
+        type: Any = None,
+    ) -> Iterator[Any]:
+        """Every occurrence of ``event`` from now on, blocking between them (see Session.stream).
+
+        Registration happens at once, so nothing sent after this call is missed.
+        """
+        events = self._namespace.stream(event, maxsize=maxsize, overflow=overflow, type=type)
+        return self._iterate(events)
+
+    def _iterate(self, events: EventStream) -> Iterator[Any]:
+        try:
+            while True:
+                try:
+                    yield self._run(events.__anext__)
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop = self._owner._loop
+            if loop is not None:
+                asyncio.run_coroutine_threadsafe(events.aclose(), loop)
+
+    # ------------------------------------------------------------------ listeners
+
+    @overload
+    def on(self, event: str, handler: None = None, *, type: Any = None) -> Callable[[F], F]: ...
+
+    @overload
+    def on(
+        self, event: str, handler: Callable[..., Any], *, type: Any = None
+    ) -> Callable[[], None]: ...
+
+    def on(
+        self, event: str, handler: Callable[..., Any] | None = None, *, type: Any = None
+    ) -> Callable[[], None] | Callable[[F], F]:
+        """See :meth:`Session.on`; handlers run on the background loop thread."""
+        return self._namespace.on(event, handler, type=type)
+
+    def off(self, event: str, handler: Callable[..., Any]) -> bool:
+        return self._namespace.off(event, handler)
+
+    def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
+        return self._namespace.on_disconnect(callback)
+
+    def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        return self._namespace.on_reconnect(callback)
+
+    def on_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
+        return self._namespace.on_error(callback)
+
+    @property
+    def latency(self) -> LatencyEstimate:
+        """See :attr:`Session.latency`."""
+        return self._namespace.latency
+
+    # ------------------------------------------------------------------ an extra namespace
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        """See :meth:`Namespace.wait_connected`."""
+        self._run(lambda: self._namespace.wait_connected(timeout))
+
+    def close(self) -> None:
+        """Leave this namespace; the Session's connection stays open."""
+        self._run(self._namespace.close)
+
+    def __enter__(self) -> SyncNamespace:
+        self.wait_connected()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SyncSession(SyncNamespace):
     """The blocking twin of :class:`~jamsocket_rt.Session`: same arguments, same methods.
 
     ::
@@ -84,8 +220,70 @@ class SyncSession:
         The same errors as the async Session, raised in the calling thread.
     """
 
-    def __init__(self, response: ResponseLike | None = None, **options: Any) -> None:
-        self._session = Session(response, **options)
+    def __init__(
+        self,
+        response: ResponseLike | None = None,
+        *,
+        connect: ConnectCallable | None = None,
+        ready_timeout: float | None = 60.0,
+        call_timeout: float | None = 30.0,
+        connect_timeout: float = 10.0,
+        transports: Sequence[TransportName] = ("websocket",),
+        headers: Mapping[str, str] | None = None,
+        auth: Mapping[str, Any] | None = None,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        max_queue: int = 10_000,
+        reconnect: bool = True,
+        reconnect_delay: tuple[float, float] = (0.1, 10.0),
+        disconnect_grace: float = 0.25,
+        stream_maxsize: int = 1000,
+        max_payload: int = 16 * 1024 * 1024,
+        max_backlog: int = 1000,
+        latency_probe: str | None = None,
+        latency_interval: float = 5.0,
+        namespace: str = "/",
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        session = Session(
+            response,
+            connect=connect,
+            ready_timeout=ready_timeout,
+            call_timeout=call_timeout,
+            connect_timeout=connect_timeout,
+            transports=transports,
+            headers=headers,
+            auth=auth,
+            ssl=ssl,
+            max_queue=max_queue,
+            reconnect=reconnect,
+            reconnect_delay=reconnect_delay,
+            disconnect_grace=disconnect_grace,
+            stream_maxsize=stream_maxsize,
+            max_payload=max_payload,
+            max_backlog=max_backlog,
+            latency_probe=latency_probe,
+            latency_interval=latency_interval,
+            namespace=namespace,
+            transport_factory=transport_factory,
+        )
+        self._wrap(session)
+
+    @classmethod
+    def from_options(
+        cls,
+        response: ResponseLike | None = None,
+        *,
+        connect: ConnectCallable | None = None,
+        options: SessionOptions,
+    ) -> SyncSession:
+        """A SyncSession with options validated beforehand (see ``Session.from_options``)."""
+        sync = cls.__new__(cls)
+        sync._wrap(Session.from_options(response, connect=connect, options=options))
+        return sync
+
+    def _wrap(self, session: Session) -> None:
+        super().__init__(session, self)
+        self._session = session
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -149,6 +347,12 @@ class SyncSession:
             self._loop = None
             _LoopThread.release()
 
+    def namespace(self, name: str, auth: Mapping[str, Any] | None = None) -> SyncNamespace:
+        """Another namespace on this session's connection (see ``Session.namespace``)."""
+        if name == self._session.name:
+            return self
+        return SyncNamespace(self._session.namespace(name, auth), self)
+
     # ------------------------------------------------------------------ state
 
     @property
@@ -176,71 +380,12 @@ class SyncSession:
     def terminated(self) -> BackendState | None:
         return self._session.terminated
 
-    @property
-    def connected(self) -> bool:
-        return self._session.connected
-
     def __repr__(self) -> str:
         return "<Sync" + repr(self._session)[1:]
-
-    # ------------------------------------------------------------------ sending
-
-    def send(self, event: str, *args: Any) -> None:
-        """See :meth:`Session.send`."""
-        self._run(lambda: self._session.send(event, *args))
-
-    def call(
-        self,
-        event: str,
-        *args: Any,
-        timeout: float | _Default | None = _Default.DEFAULT,
-        retry: bool = False,
-        type: Any = None,
-    ) -> Any:
-        """See :meth:`Session.call`."""
-        return self._run(
-            lambda: self._session.call(event, *args, timeout=timeout, retry=retry, type=type)
-        )
-
-    def wait_for(self, event: str, timeout: float | None = None, *, type: Any = None) -> Any:
-        """See :meth:`Session.wait_for`."""
-        return self._run(lambda: self._session.wait_for(event, timeout=timeout, type=type))
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """See :meth:`Session.wait_ready`."""
         self._run(lambda: self._session.wait_ready(timeout))
-
-    def stream(
-        self,
-        event: str,
-        *,
-        maxsize: int | None = None,
-        overflow: str = "error",
-        type: Any = None,
-    ) -> Iterator[Any]:
-        """Every occurrence of ``event`` from now on, blocking between them (see Session.stream).
-
-        Registration happens at once, so nothing sent after this call is missed.
-        """
-        events = self._session.stream(event, maxsize=maxsize, overflow=overflow, type=type)
-        return self._iterate(events)
-
-    def _iterate(self, events: EventStream) -> Iterator[Any]:
-        try:
-            while True:
-                try:
-                    yield self._run(events.__anext__)
-                except StopAsyncIteration:
-                    return
-        finally:
-            if self._loop is not None:
-                asyncio.run_coroutine_threadsafe(events.aclose(), self._loop)
-
-    # ------------------------------------------------------------------ listeners
-
-    def on(self, event: str, handler: Callable[..., Any] | None = None, *, type: Any = None) -> Any:
-        """See :meth:`Session.on`; handlers run on the background loop thread."""
-        return self._session.on(event, handler, type=type)
 
     def every(
         self,
@@ -256,11 +401,6 @@ class SyncSession:
 
         return self._run(start)
 
-    @property
-    def latency(self) -> LatencyEstimate:
-        """See :attr:`Session.latency`."""
-        return self._session.latency
-
     def display(self) -> Any:
         """See :meth:`Session.display`."""
         return self._session.display()
@@ -271,9 +411,6 @@ class SyncSession:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         self._session._repr_pretty_(printer, cycle)
 
-    def off(self, event: str, handler: Callable[..., Any]) -> bool:
-        return self._session.off(event, handler)
-
     def on_ready(self, callback: Callable[[], Any]) -> Callable[[], None]:
         return self._session.on_ready(callback)
 
@@ -282,12 +419,3 @@ class SyncSession:
 
     def on_terminated(self, callback: Callable[[BackendState], Any]) -> Callable[[], None]:
         return self._session.on_terminated(callback)
-
-    def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
-        return self._session.on_disconnect(callback)
-
-    def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
-        return self._session.on_reconnect(callback)
-
-    def on_error(self, callback: Callable[[BaseException], Any]) -> Callable[[], None]:
-        return self._session.on_error(callback)
