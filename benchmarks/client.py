@@ -202,7 +202,7 @@ def session_factory(json_choice: str) -> Callable[[dict[str, Any]], Any]:
 
     transport_factory = None
     if json_choice != "default":
-        from jamsocket_rt.protocol.socketio import OrjsonCodec, StdlibJsonCodec
+        from jamsocket_rt.protocol.packets import OrjsonCodec, StdlibJsonCodec
         from jamsocket_rt.transport.websocket import WebSocketTransport
 
         codec = OrjsonCodec() if json_choice == "orjson" else StdlibJsonCodec()
@@ -265,7 +265,7 @@ def versions(args: argparse.Namespace) -> dict[str, str]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[name] = importlib.metadata.version(name)
     if args.client == "session":
-        from jamsocket_rt.protocol.socketio import default_json
+        from jamsocket_rt.protocol.packets import default_json
 
         found["json"] = (
             type(default_json()).__name__

@@ -11,25 +11,27 @@ from hypothesis import strategies as st
 
 from jamsocket_rt import JamsocketError
 from jamsocket_rt.protocol.engineio import OpenInfo, ProtocolError, parse_open
-from jamsocket_rt.protocol.socketio import (
+from jamsocket_rt.protocol.packets import (
     OP_BINARY,
     OP_TEXT,
+    Frame,
+    JsonCodec,
+    OrjsonCodec,
+    Packet,
+    PacketType,
+    StdlibJsonCodec,
+    decode_packet,
+    default_json,
+    encode_packet,
+)
+from jamsocket_rt.protocol.socketio import (
     Ack,
     ClientProtocol,
     Connected,
     ConnectError,
     Disconnected,
     Event,
-    Frame,
-    JsonCodec,
-    OrjsonCodec,
-    Packet,
-    PacketType,
     State,
-    StdlibJsonCodec,
-    decode_packet,
-    default_json,
-    encode_packet,
 )
 
 OPEN = '0{"sid":"eio","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'

@@ -77,3 +77,30 @@ class State(Enum):
     CONNECTING = "connecting"  # CONNECT sent, waiting for the answer
     CONNECTED = "connected"
     CLOSED = "closed"  # refused or disconnected by the server, or closed by us
+
+
+def check_namespace(name: object) -> str:
+    """``name`` if it is a valid namespace: a string starting with ``/`` and without a comma.
+
+    Raises:
+        TypeError: it is not a string.
+        ValueError: it does not start with ``/`` or contains a comma (which ends a namespace on
+            the wire).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"namespace: expected a string, got {type(name).__name__}")
+    if not name.startswith("/") or "," in name:
+        raise ValueError(f"namespace: expected a name like '/admin' (no comma), got {name!r}")
+    return name
+
+
+class NamespaceState:
+    """An extra namespace's state on the connection: its CONNECT, socket id, early events."""
+
+    __slots__ = ("auth", "early", "sid", "state")
+
+    def __init__(self, auth: Any) -> None:
+        self.auth = auth
+        self.state = State.OPENING
+        self.sid: str | None = None
+        self.early: list[ProtocolEvent] = []

@@ -7,7 +7,8 @@ websocket received (:meth:`~ClientProtocol.receive_text`, :meth:`~ClientProtocol
 write what it asks for (:meth:`~ClientProtocol.data_to_send`, and the frames its ``send_*``
 methods return), and act on the events it returns. Every event names its namespace.
 
-The packet codec and JSON codecs are in :mod:`jamsocket_rt.protocol.packets` (re-exported here).
+The packet codec and the JSON codecs are in :mod:`jamsocket_rt.protocol.packets`, the events it
+returns in :mod:`jamsocket_rt.protocol.events`.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from .events import (
     ConnectError,
     Disconnected,
     Event,
+    NamespaceState,
     ProtocolEvent,
     State,
+    check_namespace,
 )
 from .packets import (
     _NO_DATA,
@@ -46,60 +49,28 @@ from .packets import (
     OP_TEXT,
     Frame,
     JsonCodec,
-    OrjsonCodec,
     Packet,
     PacketType,
-    StdlibJsonCodec,
     _check_payload,
     _count_placeholders,
     _dumps,
     _parse,
-    decode_packet,
     default_json,
     encode_packet,
     reconstruct,
 )
 
 __all__ = [
-    "DEFAULT_NAMESPACE",
-    "OP_BINARY",
-    "OP_TEXT",
     "Ack",
     "ClientProtocol",
     "ConnectError",
     "Connected",
     "Disconnected",
     "Event",
-    "Frame",
-    "JsonCodec",
-    "OrjsonCodec",
-    "Packet",
-    "PacketType",
-    "ProtocolError",
     "ProtocolEvent",
     "State",
-    "StdlibJsonCodec",
     "check_namespace",
-    "decode_packet",
-    "default_json",
-    "encode_packet",
-    "reconstruct",
 ]
-
-
-def check_namespace(name: object) -> str:
-    """``name`` if it is a valid namespace: a string starting with ``/`` and without a comma.
-
-    Raises:
-        TypeError: it is not a string.
-        ValueError: it does not start with ``/`` or contains a comma (which ends a namespace on
-            the wire).
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"namespace: expected a string, got {type(name).__name__}")
-    if not name.startswith("/") or "," in name:
-        raise ValueError(f"namespace: expected a name like '/admin' (no comma), got {name!r}")
-    return name
 
 
 # The states as module constants: an enum member looked up on its class costs about 0.1 us,
@@ -111,18 +82,6 @@ _CLOSED = State.CLOSED
 
 _PONG = (OP_TEXT, b"3")
 _DISCONNECT = (OP_TEXT, b"41")
-
-
-class _Namespace:
-    """An extra namespace's state on the connection: its CONNECT, socket id, early events."""
-
-    __slots__ = ("auth", "early", "sid", "state")
-
-    def __init__(self, auth: Any) -> None:
-        self.auth = auth
-        self.state = _OPENING
-        self.sid: str | None = None
-        self.early: list[ProtocolEvent] = []
 
 
 class ClientProtocol:
@@ -200,29 +159,13 @@ class ClientProtocol:
         # [type, ack id, data, expected count, received attachments, bytes so far, namespace]
         self._binary: list[Any] | None = None
         self._early: list[ProtocolEvent] = []  # events that came before the CONNECT answer
-        self._others: dict[str, _Namespace] = {}
+        self._others: dict[str, NamespaceState] = {}
         self.dropped = 0
 
     @property
     def namespace(self) -> str:
         """The connection's own namespace."""
         return self._nsp
-
-    def namespace_state(self, nsp: str) -> State:
-        """The :class:`State` of namespace ``nsp`` (CLOSED for one never opened)."""
-        if nsp == self._nsp:
-            return self.state
-        other = self._others.get(nsp)
-        if other is None or (self.state is _CLOSED and self.open_info is not None):
-            return _CLOSED
-        return other.state
-
-    def namespace_sid(self, nsp: str) -> str | None:
-        """The socket id of namespace ``nsp`` once connected."""
-        if nsp == self._nsp:
-            return self.sid
-        other = self._others.get(nsp)
-        return other.sid if other is not None else None
 
     # ----------------------------------------------------------------------- liveness
 
@@ -258,7 +201,7 @@ class ClientProtocol:
             raise ValueError(f"namespace {nsp!r} is already open on this connection")
         if self.state is _CLOSED:
             raise RuntimeError("cannot open a namespace on a closed connection")
-        other = _Namespace(auth)
+        other = NamespaceState(auth)
         self._others[nsp] = other
         if self.open_info is not None:
             self._send_connect(nsp, other)
@@ -276,7 +219,7 @@ class ClientProtocol:
             return []
         return [(OP_TEXT, f"41{nsp},".encode())]
 
-    def _send_connect(self, nsp: str, other: _Namespace) -> None:
+    def _send_connect(self, nsp: str, other: NamespaceState) -> None:
         other.state = _CONNECTING
         self._outgoing.extend(
             encode_packet(Packet(PacketType.CONNECT, other.auth, namespace=nsp), self._json)
@@ -401,7 +344,7 @@ class ClientProtocol:
                 return []
             raise ProtocolError("Engine.IO MESSAGE before OPEN")
         ptype, attachments, namespace, ack_id, payload = _parse(data, 1, self._loads)
-        other: _Namespace | None = None
+        other: NamespaceState | None = None
         if namespace != self._nsp:
             other = self._others.get(namespace)
             if other is None or other.state is _CLOSED or other.state is _OPENING:
@@ -458,7 +401,7 @@ class ClientProtocol:
         return [Ack(ack_id, payload)]
 
     def _on_connect_answer(
-        self, ptype: int, payload: Any, data: str, nsp: str, other: _Namespace | None
+        self, ptype: int, payload: Any, data: str, nsp: str, other: NamespaceState | None
     ) -> list[ProtocolEvent]:
         if ptype == 0:
             sid = payload.get("sid") if isinstance(payload, dict) else None

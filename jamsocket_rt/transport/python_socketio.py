@@ -34,8 +34,8 @@ import engineio
 import socketio
 
 from .._errors import ConfigurationError, TokenExpired
-from ..protocol.socketio import (
-    ConnectError,
+from ..protocol.events import ConnectError
+from ..protocol.packets import (
     Packet,
     PacketType,
     StdlibJsonCodec,

@@ -44,6 +44,7 @@ from yarl import URL
 
 from .._errors import TokenExpired
 from ..protocol.engineio import ProtocolError
+from ..protocol.packets import Frame, JsonCodec
 from ..protocol.socketio import (
     Ack,
     ClientProtocol,
@@ -51,8 +52,6 @@ from ..protocol.socketio import (
     ConnectError,
     Disconnected,
     Event,
-    Frame,
-    JsonCodec,
 )
 from ._common import CLOSED as _CLOSED
 from ._common import CONNECTED as _CONNECTED
