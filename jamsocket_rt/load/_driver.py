@@ -164,15 +164,15 @@ class Worker:
     async def _freeze_heap(self) -> None:
         """At the load's start, takes the garbage collector out of the measurement.
 
-        5,000 sessions make a heap of half a million objects: a full collection stops the
-        event loop for more than half a second (measured: 670 ms), every few seconds, and
-        those stalls would be measured as latency. Freezing the heap is not enough: what is
-        in flight at any moment (a timer, a future, a coroutine per session) lives long
+        Thousands of sessions make a heap of hundreds of thousands of objects: a full
+        collection of it stops the event loop for hundreds of milliseconds, every few seconds,
+        and those stalls would be measured as latency. Freezing the heap is not enough: what
+        is in flight at any moment (a timer, a future, a coroutine per session) lives long
         enough to reach the oldest generation, tens of thousands of objects scanned again
-        and again. A successful call leaves no cyclic garbage (measured: none after 13,000
-        calls), refcounting frees it all; so the automatic collector is switched off during
-        the load, and :meth:`_tick` collects after a tick with errors (tracebacks make
-        cycles) and once a minute (for user scenarios that make cycles). ``run`` restores
+        and again. A successful call leaves no cyclic garbage (reference counting frees all
+        of it), so the automatic collector is switched off during the load, and
+        :meth:`_tick` collects after a tick with errors (tracebacks make cycles) and every
+        :data:`GC_PERIOD` seconds (for user scenarios that make cycles). ``run`` restores
         everything at the end.
         """
         await asyncio.sleep(max(0.0, self.load_start - asyncio.get_running_loop().time()))
