@@ -22,9 +22,8 @@ nothing unless a test asks for one of its fixtures::
 Fixtures:
     jamsocket_dev_server: a :class:`~jamsocket_rt.dev.BackgroundDevServer` for the backend
         command of the test (marker, else the ini option, else the bundled example backend).
-        The server runs on
-        its own event loop thread, so it serves sync and async tests alike; one per command,
-        shared by the whole test session.
+        The server runs on its own event loop thread, so it serves sync and async tests
+        alike; one per command, shared by the whole test session.
     jamsocket_session: a factory ``(key=None, **session_options) -> SyncSession`` that
         connects through that server; every session it opened is closed after the test.
 """

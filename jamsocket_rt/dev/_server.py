@@ -258,7 +258,6 @@ class DevServer:
             raise ValueError("token_lifetime must be a positive number of seconds (or None)")
         self._host = host
         self._port = port
-        self._proxy_port = proxy_port
         config = LaunchConfig(
             command=as_command(EXAMPLE_BACKEND if backend is None else backend),
             env=env,

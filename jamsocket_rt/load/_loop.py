@@ -2,9 +2,9 @@
 
 A load generator owns its process, so unlike the library (which never sets a loop policy) it
 picks the fastest loop it can: uvloop when installed (``pip install 'jamsocket_rt[load]'``).
-With ten sessions and one call in flight each, the run is bound by the cost of a send and a
-receive system call per call, where uvloop's loop in C carries about 1.7x the calls of
-asyncio's own on the same core (benchmarks/load_vs_peers.py).
+With few sessions and one call in flight each, a run is bound by the cost of a send and a
+receive system call per call, which uvloop's loop in C makes cheaper than asyncio's own
+(``benchmarks/load_vs_peers.py`` measures both).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``python -m jamsocket_rt.load._worker``: one worker process of ``jamsocket-rt load``.
 
 Reads one JSON line from standard input, ``{"config", "worker", "anchor", "api_url"}`` (a pipe:
-the configuration may hold an API token), runs a :class:`~jamsocket_rt.load.runner.Worker` and
+the configuration may hold an API token), runs a :class:`~jamsocket_rt.load._driver.Worker` and
 writes each tick's snapshot to standard output as one JSON line.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import sys
 
+from ._driver import Worker, resolve_scenario
 from ._loop import run_on_loop
 from .config import LoadConfig
-from .runner import Worker, resolve_scenario
 from .stats import Snapshot
 
 

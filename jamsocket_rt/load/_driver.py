@@ -1,0 +1,395 @@
+"""A worker of the load runner: one event loop's share of the sessions, tick by tick.
+
+A :class:`Worker` starts its sessions at the ramp-up rate, runs each session's iterations on
+its absolute schedule, and hands a :class:`~jamsocket_rt.load.stats.Snapshot` to its ``emit``
+callback every tick. It runs in the load process itself (one worker) or in each worker process
+(``python -m jamsocket_rt.load._worker``); the coordinator, :func:`~.runner.run_load`, merges
+what they emit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import math
+import random
+import time
+from collections.abc import Callable
+
+from .. import _api
+from .._models import ConnectResponse
+from ..asyncio.session import Session
+from ..protocol.api import DEFAULT_API_URL
+from . import _resources
+from .config import DevTarget, FixedTarget, JamsocketTarget, LoadConfig, PlaneTarget
+from .pacing import Pacer, even_phase
+from .scenarios import (
+    SESSION_ENDING,
+    LoadedScenario,
+    VirtualUser,
+    builtin_scenario,
+    load_scenario,
+)
+from .stats import Recorder, Snapshot
+
+__all__ = ["PlatformClient", "Worker", "make_client", "resolve_scenario"]
+
+#: How often the event-loop lag probe fires, in seconds.
+LAG_PROBE_INTERVAL = 0.025
+#: After the end of the load, how long iterations in flight may take before they are cancelled.
+STOP_GRACE = 2.0
+#: During the load, the garbage collector runs at least this often, in seconds.
+GC_PERIOD = 60.0
+
+_clock = time.perf_counter
+
+
+def resolve_scenario(config: LoadConfig) -> LoadedScenario:
+    """The built-in or user scenario ``config.scenario`` names.
+
+    Raises:
+        ValueError: it cannot be loaded (the message names ``--scenario``).
+    """
+    path = config.scenario_path
+    if path is None:
+        return builtin_scenario(config.scenario)
+    return load_scenario(path, config.scenario_function)
+
+
+PlatformClient = _api.Jamsocket | _api.Plane
+
+
+def make_client(config: LoadConfig, api_url: str | None) -> PlatformClient | None:
+    """The platform client of the target (None for a fixed ConnectResponse).
+
+    Raises:
+        ConfigurationError: the target's settings (or the JAMSOCKET_* variables) are wrong.
+    """
+    target = config.target
+    # One client per worker serves thousands of connects: no per-host connection limit.
+    if isinstance(target, DevTarget):
+        assert api_url is not None
+        return _api.Jamsocket.dev_server(api_url)
+    if isinstance(target, JamsocketTarget):
+        if target.from_env:
+            return _api.Jamsocket.from_env()
+        return _api.Jamsocket(
+            account=target.account or "",
+            token=target.token or "",
+            service=target.service or "",
+            api_url=target.api_url or DEFAULT_API_URL,
+        )
+    if isinstance(target, PlaneTarget):
+        return _api.Plane(target.controller_url, image=target.image, token=target.token)
+    return None
+
+
+class Worker:
+    """Drives one share of the sessions on the running event loop.
+
+    Args:
+        config: the run.
+        scenario: what each iteration does.
+        worker: this worker's number; it runs sessions ``worker``, ``worker + processes``...
+        anchor: the run's start on the ``time.monotonic()`` clock, shared by every worker.
+        api_url: the dev server's API, for a dev target.
+        emit: receives each tick's snapshot (the last one has ``final`` set).
+    """
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        scenario: LoadedScenario,
+        *,
+        worker: int,
+        anchor: float,
+        api_url: str | None,
+        emit: Callable[[Snapshot], None],
+    ) -> None:
+        self.config = config
+        self.scenario = scenario
+        self.worker = worker
+        self.anchor = anchor
+        self.api_url = api_url
+        self.emit = emit
+        self.recorder = Recorder()
+        self.indices = range(worker, config.sessions, config.processes)
+        # Iterations begin once every session has been started: the connect storm of the
+        # ramp-up and the measured load do not overlap, and the phases start evenly spread.
+        self.load_start = anchor + config.ramp_seconds
+        self.stop_at = (
+            self.load_start + config.duration if config.duration is not None else math.inf
+        )
+        self._payload = "x" * config.payload_size
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._spawned: list[str] = []
+        self._client: PlatformClient | None = None
+        self._fixed: ConnectResponse | None = None
+        self._rss_baseline = 0
+        self._gc_frozen = False
+        self._gc_enabled = True
+        self._last_collect = 0.0
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Runs every session of this worker to the end, then emits the final snapshot."""
+        loop = asyncio.get_running_loop()
+        self._rss_baseline = _resources.current_rss()
+        target = self.config.target
+        if isinstance(target, FixedTarget):
+            self._fixed = ConnectResponse.from_dict(target.response)
+        self._client = make_client(self.config, self.api_url)
+        ticker = loop.create_task(self._tick(), name="jamsocket_rt load ticker")
+        probe = loop.create_task(self._probe_lag(), name="jamsocket_rt load lag probe")
+        freezer = loop.create_task(self._freeze_heap(), name="jamsocket_rt load gc freeze")
+        try:
+            await self._launch()
+            await self._wait_sessions()
+        finally:
+            for task in (ticker, probe, freezer):
+                task.cancel()
+            for task in (ticker, probe, freezer):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self._gc_frozen:
+                self._gc_frozen = False
+                gc.unfreeze()
+                if self._gc_enabled:
+                    gc.enable()
+            await self._cleanup()
+            self.emit(self._snapshot(final=True))
+
+    async def _freeze_heap(self) -> None:
+        """At the load's start, takes the garbage collector out of the measurement.
+
+        Thousands of sessions make a heap of hundreds of thousands of objects: a full
+        collection of it stops the event loop for hundreds of milliseconds, every few seconds,
+        and those stalls would be measured as latency. Freezing the heap is not enough: what
+        is in flight at any moment (a timer, a future, a coroutine per session) lives long
+        enough to reach the oldest generation, tens of thousands of objects scanned again
+        and again. A successful call leaves no cyclic garbage (reference counting frees all
+        of it), so the automatic collector is switched off during the load, and
+        :meth:`_tick` collects after a tick with errors (tracebacks make cycles) and every
+        :data:`GC_PERIOD` seconds (for user scenarios that make cycles). ``run`` restores
+        everything at the end.
+        """
+        await asyncio.sleep(max(0.0, self.load_start - asyncio.get_running_loop().time()))
+        self._gc_enabled = gc.isenabled()
+        gc.freeze()
+        gc.disable()
+        self._gc_frozen = True
+        self._last_collect = asyncio.get_running_loop().time()
+
+    def _tick_number(self) -> int:
+        elapsed = asyncio.get_running_loop().time() - self.anchor
+        return max(0, math.floor(elapsed / self.config.interval))
+
+    def _snapshot(self, *, final: bool = False, tick: int | None = None) -> Snapshot:
+        return self.recorder.snapshot(
+            self._tick_number() if tick is None else tick,
+            cpu_seconds=_resources.cpu_seconds(),
+            rss_baseline=self._rss_baseline,
+            rss_peak=_resources.peak_rss(),
+            final=final,
+        )
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.interval
+        tick = self._tick_number()
+        while True:
+            # Absolute times: a slow tick does not push the next ones back.
+            await asyncio.sleep(max(0.0, self.anchor + (tick + 1) * interval - loop.time()))
+            if self._gc_frozen and (
+                self.recorder.has_errors or loop.time() - self._last_collect >= GC_PERIOD
+            ):
+                gc.collect()
+                self._last_collect = loop.time()
+            self.emit(self._snapshot(tick=tick))
+            tick += 1
+
+    async def _probe_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        record = self.recorder.record_loop_lag
+        while True:
+            due = loop.time() + LAG_PROBE_INTERVAL
+            await asyncio.sleep(LAG_PROBE_INTERVAL)
+            record(loop.time() - due)
+
+    async def _launch(self) -> None:
+        loop = asyncio.get_running_loop()
+        ramp = self.config.ramp_up
+        for index in self.indices:
+            if ramp > 0:
+                delay = self.anchor + index / ramp - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if loop.time() >= self.stop_at:
+                break
+            task = loop.create_task(self._session(index))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _wait_sessions(self) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._tasks:
+            return
+        timeout = None
+        if self.stop_at != math.inf:
+            grace = min(self.config.call_timeout, STOP_GRACE)
+            timeout = max(0.0, self.stop_at + grace - loop.time())
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        if pending:
+            # Stuck in a call past the end: cut them, each closes its session on the way out.
+            while self._tasks:
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.wait(set(self._tasks))
+
+    async def _cleanup(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self.config.terminate_backends:
+            for backend_id in self._spawned:
+                try:
+                    await client.terminate(backend_id)
+                except Exception as exc:  # noqa: BLE001 - count it, go on with the others
+                    self.recorder.record_error("terminate", exc)
+        await client.aclose()
+
+    # -- one session ----------------------------------------------------------------------
+
+    async def _connect_response(self, index: int) -> ConnectResponse | None:
+        recorder = self.recorder
+        if self._fixed is not None:
+            return self._fixed
+        assert self._client is not None
+        key = self.config.key_for(index)
+        started = _clock()
+        try:
+            response = await (
+                self._client.connect(key=key) if key is not None else self._client.connect()
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
+            recorder.record_error("connect_api", exc)
+            return None
+        recorder.record_phase("connect_api", _clock() - started)
+        if response.spawned:
+            self._spawned.append(response.backend_id)
+        return response
+
+    async def _session(self, index: int) -> None:
+        recorder = self.recorder
+        counts = recorder.sessions
+        counts.started += 1
+        response = await self._connect_response(index)
+        if response is None:
+            counts.failed += 1
+            return
+        got_response = _clock()
+        session = Session(
+            response,
+            call_timeout=self.config.call_timeout,
+            ready_timeout=self.config.ready_timeout,
+            transports=self.config.transports,
+        )
+        ready_at: list[float] = []
+
+        def on_disconnect(error: BaseException | None) -> None:
+            counts.disconnects += 1
+
+        def on_reconnect() -> None:
+            counts.reconnects += 1
+
+        # The ready hook fires inside connect(): it splits the wait for the backend from the
+        # Socket.IO handshake that follows.
+        session.on_ready(lambda: ready_at.append(_clock()))
+        session.on_disconnect(on_disconnect)
+        session.on_reconnect(on_reconnect)
+        try:
+            try:
+                await session.connect()
+            except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
+                recorder.record_error("socket_connect" if ready_at else "ready", exc)
+                counts.failed += 1
+                return
+            connected = _clock()
+            ready = ready_at[0] if ready_at else connected
+            recorder.record_phase("ready", ready - got_response)
+            recorder.record_phase("socket_connect", connected - ready)
+            counts.ready += 1
+            try:
+                await self._drive(session, index)
+            finally:
+                counts.finished += 1
+        finally:
+            await session.close()
+
+    async def _drive(self, session: Session, index: int) -> None:
+        user = VirtualUser(
+            session=session,
+            index=index,
+            key=self.config.key_for(index),
+            payload=self._payload,
+            call_timeout=self.config.call_timeout,
+            recorder=self.recorder,
+        )
+        if self.scenario.setup is not None:
+            try:
+                await self.scenario.setup(session, user)
+            except Exception as exc:  # noqa: BLE001 - user code: counted, by kind
+                if not user.already_recorded(exc):
+                    self.recorder.record_error("setup", exc)
+                return
+        lanes = self.config.in_flight
+        if lanes == 1:
+            await self._lane(session, user, 0)
+        else:
+            await asyncio.gather(*(self._lane(session, user, lane) for lane in range(lanes)))
+
+    async def _lane(self, session: Session, user: VirtualUser, lane: int) -> None:
+        """One of a session's ``in_flight`` concurrent sequences of iterations."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        recorder = self.recorder
+        iteration = self.scenario.iteration
+        pacer = None
+        if config.rate > 0:
+            lanes = config.in_flight
+            pacer = Pacer(
+                period=lanes / config.rate,
+                anchor=self.load_start,
+                phase=even_phase(user.index * lanes + lane, config.sessions * lanes),
+            )
+        think_low, think_high = config.think_time
+        limit = config.iterations
+        if pacer is None and loop.time() < self.load_start:
+            await asyncio.sleep(self.load_start - loop.time())
+        while True:
+            now = loop.time()
+            if now >= self.stop_at or (limit is not None and user.iteration >= limit):
+                return
+            if pacer is not None:
+                late, missed = pacer.late, pacer.missed
+                start = pacer.next_start(now)
+                recorder.late += pacer.late - late
+                recorder.missed += pacer.missed - missed
+                if start >= self.stop_at:
+                    return
+                if start > now:
+                    await asyncio.sleep(start - now)
+            user.iteration += 1
+            try:
+                await iteration(session, user)
+            except SESSION_ENDING as exc:
+                if not user.already_recorded(exc):
+                    recorder.record_error("session", exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - user code: counted, the session goes on
+                if not user.already_recorded(exc):
+                    recorder.record_error(self.scenario.name, exc)
+            if think_high > 0:
+                await asyncio.sleep(random.uniform(think_low, think_high))
