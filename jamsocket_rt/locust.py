@@ -33,17 +33,8 @@ request type    name                what
 
 Every failure is reported under the same type and name, with its exception.
 
-How it runs under gevent. Locust monkey-patches the process, and an asyncio loop cannot run
-on the gevent hub; a loop on a patched "thread" (really a greenlet) clashes with other loops
-(gevent #2026), and executor results can stall (gevent #2213). So one asyncio loop per
-process runs in a real OS thread (``gevent.monkey.get_original``), with the unpatched epoll
-selector and its own real-thread executor; every user's Session lives on it. A greenlet hands
-work over through a queue and one ``call_soon_threadsafe`` per batch, and waits on a gevent
-``AsyncResult``; results come back through a libev ``async`` watcher, the one thread-safe
-way to wake the hub, drained in batches. No greenlet ever holds a thread lock the loop thread
-could take, so the hub is never blocked. Round trips are timed from the greenlet's request to
-the acknowledgement's arrival on the loop thread: the hop back to the greenlet is not part of
-the backend's latency.
+Under gevent, every user's Session lives on one asyncio loop per process, in a real OS thread;
+greenlets hand work to it and wait on gevent results (``docs/architecture.md`` says how and why).
 """
 
 from __future__ import annotations
@@ -67,6 +58,7 @@ from ._api import Jamsocket
 from ._models import ConnectResponse
 from .asyncio.session import Session
 from .load.pacing import Pacer, van_der_corput
+from .protocol.options import SessionOptions
 
 __all__ = ["GeventSession", "Pending", "SessionUser", "spread_pacing"]
 
@@ -344,7 +336,8 @@ class SessionUser(User):
         keys: ``"shared"`` (every user on one backend, key ``key_prefix``), ``"new"`` (a backend
             per user) or a number K of keys ``key_prefix-0`` ... used round-robin.
         key_prefix: the keys' prefix.
-        session_options: keyword arguments of :class:`~jamsocket_rt.Session`.
+        session_options: a :class:`~jamsocket_rt.SessionOptions`, or a mapping of its keyword
+            arguments (validated once per user class, when the first user starts).
         host: Locust's ``--host``: the API URL of a dev server (``jamsocket-rt dev``); when
             empty, :meth:`platform` reads the ``JAMSOCKET_*`` variables.
     """
@@ -352,7 +345,8 @@ class SessionUser(User):
     abstract = True
     keys: ClassVar[str | int] = "shared"
     key_prefix: ClassVar[str] = "locust"
-    session_options: ClassVar[Mapping[str, Any]] = {}
+    session_options: ClassVar[SessionOptions | Mapping[str, Any]] = {}
+    _validated_options: ClassVar[SessionOptions | None] = None
 
     _numbers: ClassVar[itertools.count[int]] = itertools.count()
     _platform: ClassVar[Any] = None
@@ -365,6 +359,16 @@ class SessionUser(User):
         self._bridge = _Bridge.get()
         self._fire = self.environment.events.request.fire
         self._session: GeventSession | None = None
+
+    @classmethod
+    def _options(cls) -> SessionOptions:
+        """``session_options`` as a SessionOptions, built once per user class."""
+        cached = cls.__dict__.get("_validated_options")
+        if cached is None:
+            given = cls.session_options
+            cached = given if isinstance(given, SessionOptions) else SessionOptions(**given)
+            cls._validated_options = cached
+        return cached
 
     @property
     def session(self) -> GeventSession:
@@ -437,7 +441,7 @@ class SessionUser(User):
         ready_at: list[float] = []
 
         async def open_session() -> Session:
-            session = Session(response, **self.session_options)
+            session = Session.from_options(response, options=self._options())
             session.on_ready(lambda: ready_at.append(_clock()))
             await session.connect()
             return session

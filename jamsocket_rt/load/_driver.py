@@ -108,6 +108,7 @@ class Worker:
         emit: Callable[[Snapshot], None],
     ) -> None:
         self.config = config
+        self.session_options = config.session_options()
         self.scenario = scenario
         self.worker = worker
         self.anchor = anchor
@@ -290,12 +291,7 @@ class Worker:
             counts.failed += 1
             return
         got_response = _clock()
-        session = Session(
-            response,
-            call_timeout=self.config.call_timeout,
-            ready_timeout=self.config.ready_timeout,
-            transports=self.config.transports,
-        )
+        session = Session.from_options(response, options=self.session_options)
         ready_at: list[float] = []
 
         def on_disconnect(error: BaseException | None) -> None:

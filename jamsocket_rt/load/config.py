@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 from attrs import frozen
 
+from ..protocol.options import SessionOptions, TransportName
 from ._loop import LOOPS
 from .thresholds import Threshold, parse_threshold
 
@@ -203,7 +204,7 @@ class LoadConfig:
     payload_size: int = 64
     call_timeout: float = 10.0
     ready_timeout: float = 60.0
-    transports: tuple[str, ...] = ("websocket",)
+    transports: tuple[TransportName, ...] = ("websocket",)
     processes: int = 1
     interval: float = 1.0
     loop: str = "auto"
@@ -294,6 +295,14 @@ class LoadConfig:
         return f"{self.key_prefix}-{index % self.keys}"
 
     # -- exchange -----------------------------------------------------------------------------
+
+    def session_options(self) -> SessionOptions:
+        """The options of every Session of the run (validated once, not once per session)."""
+        return SessionOptions(
+            call_timeout=self.call_timeout,
+            ready_timeout=self.ready_timeout,
+            transports=self.transports,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (with the token: hand it to a worker through a pipe only)."""
