@@ -57,7 +57,7 @@ from locust.exception import StopUser
 from ._api import Jamsocket
 from ._models import ConnectResponse
 from .asyncio.session import Session
-from .load.pacing import Pacer, van_der_corput
+from .load.pacing import spread_pacing
 from .protocol.options import SessionOptions
 
 __all__ = ["GeventSession", "Pending", "SessionUser", "spread_pacing"]
@@ -70,7 +70,6 @@ _RealSelector = gevent.monkey.get_original("selectors", "DefaultSelector")
 _real_getaddrinfo = gevent.monkey.get_original("socket", "getaddrinfo")
 
 #: The golden ratio's fractional part: offsets the phases of one worker from the next.
-_GOLDEN = 0.6180339887498949
 
 
 # -- the loop thread --------------------------------------------------------------------------
@@ -462,40 +461,3 @@ class SessionUser(User):
         session, self._session = self._session, None
         if session is not None:
             session.close()
-
-
-# -- pacing -----------------------------------------------------------------------------------
-
-
-def spread_pacing(period: float) -> Callable[[User], float]:
-    """A ``wait_time`` like Locust's ``constant_pacing``, with users spread over the period.
-
-    Each user runs its tasks on an absolute schedule, ``(phase + k) * period`` seconds of the
-    wall clock, so nothing drifts and every worker shares the same grid. The k-th user of a
-    process gets the phase :func:`~jamsocket_rt.load.pacing.van_der_corput` (k) (shifted per
-    Locust worker), which keeps any number of users evenly spread. ``constant_pacing``, by
-    contrast, keeps users that started together in step: after a ramp-up, their tasks come in
-    bursts, and latencies measure the bursts.
-
-    Args:
-        period: seconds from one task's start to the next's.
-
-    Raises:
-        ValueError: ``period`` is not positive.
-    """
-    if not period > 0:
-        raise ValueError(f"period: expected a positive number of seconds, got {period!r}")
-    numbers = itertools.count()
-
-    def wait_time(user: User) -> float:
-        pacer: Pacer | None = getattr(user, "_jrt_pacer", None)
-        if pacer is None:
-            runner = user.environment.runner
-            worker = getattr(runner, "worker_index", 0) or 0
-            phase = (van_der_corput(next(numbers)) + worker * _GOLDEN) % 1.0
-            pacer = Pacer(period=period, anchor=0.0, phase=phase)
-            user._jrt_pacer = pacer  # type: ignore[attr-defined]
-        now = time.time()
-        return max(0.0, pacer.next_start(now) - now)
-
-    return wait_time

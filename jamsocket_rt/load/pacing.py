@@ -14,7 +14,11 @@ Everything here is pure arithmetic on times given by the caller.
 
 from __future__ import annotations
 
+import itertools
 import math
+import time
+from collections.abc import Callable
+from typing import Any
 
 from attrs import define, field
 
@@ -112,3 +116,41 @@ class Pacer:
             self.late += 1
             return now
         return start
+
+
+#: Shifts each Locust worker's phases by the golden ratio, so workers interleave evenly too.
+_GOLDEN = 0.6180339887498949
+
+
+def spread_pacing(period: float) -> Callable[[Any], float]:
+    """A Locust ``wait_time`` like Locust's ``constant_pacing``, with users spread over the period.
+
+    Each user runs its tasks on an absolute schedule, ``(phase + k) * period`` seconds of the
+    wall clock, so nothing drifts and every worker shares the same grid. The k-th user of a
+    process gets the phase :func:`~jamsocket_rt.load.pacing.van_der_corput` (k) (shifted per
+    Locust worker), which keeps any number of users evenly spread. ``constant_pacing``, by
+    contrast, keeps users that started together in step: after a ramp-up, their tasks come in
+    bursts, and latencies measure the bursts.
+
+    Args:
+        period: seconds from one task's start to the next's.
+
+    Raises:
+        ValueError: ``period`` is not positive.
+    """
+    if not period > 0:
+        raise ValueError(f"period: expected a positive number of seconds, got {period!r}")
+    numbers = itertools.count()
+
+    def wait_time(user: Any) -> float:
+        pacer: Pacer | None = getattr(user, "_jrt_pacer", None)
+        if pacer is None:
+            runner = user.environment.runner
+            worker = getattr(runner, "worker_index", 0) or 0
+            phase = (van_der_corput(next(numbers)) + worker * _GOLDEN) % 1.0
+            pacer = Pacer(period=period, anchor=0.0, phase=phase)
+            user._jrt_pacer = pacer
+        now = time.time()
+        return max(0.0, pacer.next_start(now) - now)
+
+    return wait_time
