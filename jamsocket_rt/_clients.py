@@ -8,7 +8,6 @@ closes them too.
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ._config import DevPlatform, JamsocketPlatform, PlanePlatform, platform_from_env
 from ._errors import ConfigurationError
 from ._http_client import DEFAULT_TIMEOUT, Timeout, Transport
 from ._models import BackendState, ConnectRequest, ConnectResponse
@@ -39,7 +39,7 @@ from .protocol.api import (
 from .protocol.session import Backoff
 from .protocol.sse import StatusDecoder
 
-__all__ = ["Jamsocket", "Plane"]
+__all__ = ["Jamsocket", "Plane", "client_for"]
 
 _C = TypeVar("_C", bound="_PlatformClient")
 _J = TypeVar("_J", bound="Jamsocket")
@@ -243,38 +243,25 @@ class Jamsocket(_PlatformClient):
 
         ``JAMSOCKET_DEV=true`` (with an optional ``JAMSOCKET_DEV_PORT``) selects the dev
         server; otherwise ``JAMSOCKET_ACCOUNT``, ``JAMSOCKET_TOKEN`` and ``JAMSOCKET_SERVICE``
-        are required and ``JAMSOCKET_API_URL`` is optional.
+        are required and ``JAMSOCKET_API_URL`` is optional. The command line reads the same
+        variables the same way (:mod:`jamsocket_rt._config`).
 
         Args:
             environ: the variables to read (default: ``os.environ``).
             **options: ``timeout``, ``session``, ``backoff``, ``max_retries``.
 
         Raises:
-            ConfigurationError: a required variable is missing or empty, or
-                ``JAMSOCKET_DEV_PORT`` is not a port number (the variable is named, its
-                value never shown).
+            ConfigurationError: a required variable is missing or empty, or a variable's value
+                is malformed (the variable is named, its value never shown).
         """
-        env = os.environ if environ is None else environ
-        if env.get("JAMSOCKET_DEV", "").strip().lower() in ("true", "1", "yes"):
-            port_text = env.get("JAMSOCKET_DEV_PORT", "").strip() or "8080"
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise ConfigurationError("JAMSOCKET_DEV_PORT must be a port number (1-65535)")
-            return cls.dev(int(port_text), **options)
-        missing = [
-            name
-            for name in ("JAMSOCKET_ACCOUNT", "JAMSOCKET_TOKEN", "JAMSOCKET_SERVICE")
-            if not env.get(name)
-        ]
-        if missing:
-            raise ConfigurationError(
-                f"missing environment variable(s): {', '.join(missing)} "
-                "(or set JAMSOCKET_DEV=true to use the dev server)"
-            )
+        platform = platform_from_env(environ)
+        if isinstance(platform, DevPlatform):
+            return cls.dev(api_url=platform.api_url, **options)
         return cls(
-            account=env["JAMSOCKET_ACCOUNT"],
-            token=env["JAMSOCKET_TOKEN"],
-            service=env["JAMSOCKET_SERVICE"],
-            api_url=env.get("JAMSOCKET_API_URL") or DEFAULT_API_URL,
+            account=platform.account,
+            token=platform.token,
+            service=platform.service,
+            api_url=platform.api_url,
             **options,
         )
 
@@ -368,3 +355,28 @@ class Plane(_PlatformClient):
         """
         connect_request = make_connect_request(request, **fields)
         return await self._connect(self._plane.connect_request(connect_request, image=image))
+
+
+def client_for(
+    platform: DevPlatform | JamsocketPlatform | PlanePlatform, **options: Any
+) -> Jamsocket | Plane:
+    """The client of a platform that :mod:`jamsocket_rt._config` resolved.
+
+    Args:
+        platform: the dev server, Jamsocket or Plane.
+        **options: ``timeout``, ``session``, ``backoff``, ``max_retries``.
+
+    Raises:
+        ConfigurationError: a name or URL the client refuses.
+    """
+    if isinstance(platform, DevPlatform):
+        return Jamsocket.dev_server(platform.api_url, **options)
+    if isinstance(platform, JamsocketPlatform):
+        return Jamsocket(
+            account=platform.account,
+            token=platform.token,
+            service=platform.service,
+            api_url=platform.api_url,
+            **options,
+        )
+    return Plane(platform.controller_url, image=platform.image, token=platform.token, **options)
