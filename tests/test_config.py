@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import json
 import os
 from pathlib import Path
 
 import pytest
+from plane_stub import PlaneStub
 
 import jamsocket_rt as jrt
 from jamsocket_rt._config import (
@@ -432,6 +434,25 @@ def test_load_through_the_running_dev_server(
     data = json.loads(report.read_text())
     assert data["operations"]["echo"]["count"] == 4
     assert data["phases"]["connect_api"]["count"] == 2
+
+
+async def test_status_and_terminate_through_plane_with_either_token_spelling(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with PlaneStub(token="ctl-token") as stub:
+        backend = stub.new_backend("room")
+        status = ["status", backend.id, "--plane", stub.url]
+        assert await asyncio.to_thread(main, status) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["status"] == backend.status
+        terminate = ["terminate", backend.id, "--plane", stub.url]
+        assert await asyncio.to_thread(main, terminate) == 1
+        assert "401" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, [*terminate, "--token", "ctl-token"]) == 0
+        clean_env.setenv("PLANE_TOKEN", "ctl-token")
+        assert await asyncio.to_thread(main, [*terminate, "--hard"]) == 0
+    sent = stub.requests_to("terminate")
+    assert [r.headers.get("Authorization") for r in sent] == [None] + ["Bearer ctl-token"] * 2
+    assert "ctl-token" not in capsys.readouterr().err
 
 
 # -- the split modules -------------------------------------------------------------------------
