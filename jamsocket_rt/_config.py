@@ -263,8 +263,9 @@ _SELECTORS: dict[Kind, str] = {
 _JAMSOCKET_FLAGS = ("--account", "--service", "--token")
 
 
-def _argument_type(name: str, check: Callable[[str], T | None], expected: str) -> Any:
-    import argparse
+def _argument_type(check: Callable[[str], T | None], expected: str) -> Callable[[str], T]:
+    """``check`` as an argparse type: None from it becomes argparse's error naming the flag."""
+    import argparse  # only the command line needs it, not ``import jamsocket_rt``
 
     def convert(text: str) -> T:
         value = check(text)
@@ -272,7 +273,6 @@ def _argument_type(name: str, check: Callable[[str], T | None], expected: str) -
             raise argparse.ArgumentTypeError(f"expected {expected}")
         return value
 
-    convert.__name__ = name
     return convert
 
 
@@ -317,7 +317,7 @@ def add_platform_arguments(
     selectors.add_argument(
         "--plane",
         metavar="URL",
-        type=_argument_type("URL", _url, "an absolute http:// or https:// URL"),
+        type=_argument_type(_url, "an absolute http:// or https:// URL"),
         help=f"the self-hosted Plane controller at URL (--image; --token or {ENV_PLANE_TOKEN})",
     )
     selectors.add_argument(
@@ -328,13 +328,13 @@ def add_platform_arguments(
     group.add_argument(
         "--dev-port",
         metavar="PORT",
-        type=_argument_type("PORT", _port, "a port number (1-65535)"),
+        type=_argument_type(_port, "a port number (1-65535)"),
         help=f"the dev server's port on localhost ({ENV_DEV_PORT}, default {DEFAULT_DEV_PORT})",
     )
     group.add_argument(
         "--api-url",
         metavar="URL",
-        type=_argument_type("URL", _url, "an absolute http:// or https:// URL"),
+        type=_argument_type(_url, "an absolute http:// or https:// URL"),
         help=f"the Jamsocket API URL ({ENV_API_URL}); without --jamsocket, --account, "
         "--service or --token: a running dev server's URL",
     )
