@@ -16,11 +16,23 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO
 
-from ._api import Jamsocket
-from ._errors import ConfigurationError, JamsocketError
+from ._api import Jamsocket, Plane, fetch_status
+from ._clients import client_for
+from ._config import (
+    DevPlatform,
+    FixedPlatform,
+    FlagError,
+    JamsocketPlatform,
+    PlanePlatform,
+    Platform,
+    add_platform_arguments,
+    platform_flags_given,
+    read_connect_response,
+    resolve_platform,
+)
+from ._errors import JamsocketError
 from ._models import BackendState, ConnectResponse
 from .cli import subcommand
 from .sync.session import SyncSession
@@ -65,54 +77,39 @@ def _json_argument(text: str) -> Any:
 
 # -- the platform ------------------------------------------------------------------------------
 
-
-def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "platform (default: the JAMSOCKET_* environment variables, as the official clients)"
-    )
-    group.add_argument("--dev", action="store_true", help="use the dev server (jamsocket-rt dev)")
-    group.add_argument("--dev-port", type=int, default=8080, help="the dev server's port")
-    group.add_argument("--api-url", help="the API URL (dev server or Jamsocket)")
-    group.add_argument("--account", help="Jamsocket account")
-    group.add_argument("--service", help="Jamsocket service")
-    group.add_argument(
-        "--token", help="Jamsocket API token (better: the JAMSOCKET_TOKEN environment variable)"
-    )
+#: What ``connect``, ``status`` and ``terminate`` use when no flag names a platform.
+_DEFAULT_PLATFORM = "the JAMSOCKET_* variables, as the official clients read them"
 
 
-def platform_client(args: argparse.Namespace) -> Jamsocket:
-    """The API client the arguments (or, failing them, the environment) describe.
+def _platform(args: argparse.Namespace) -> Platform:
+    """The platform the flags and the environment name (Jamsocket by default).
 
     Raises:
-        ConfigurationError: neither names a platform (what is missing is named).
+        FlagError: the flags are incomplete or contradictory (what is wrong is named).
+        ConfigurationError: a JAMSOCKET_* variable's value is malformed.
     """
-    if args.dev:
-        return Jamsocket.dev(args.dev_port, api_url=args.api_url)
-    if args.service or args.account or args.token:
-        env = os.environ
-        values = {
-            "account": args.account or env.get("JAMSOCKET_ACCOUNT"),
-            "service": args.service or env.get("JAMSOCKET_SERVICE"),
-            "token": args.token or env.get("JAMSOCKET_TOKEN"),
-        }
-        missing = [f"--{name}" for name, value in values.items() if not value]
-        if missing:
-            raise ConfigurationError(f"missing {', '.join(missing)} (or its JAMSOCKET_* variable)")
-        options: dict[str, Any] = {"api_url": args.api_url} if args.api_url else {}
-        return Jamsocket(
-            account=str(values["account"]),
-            service=str(values["service"]),
-            token=str(values["token"]),
-            **options,
+    platform = resolve_platform(args, default_jamsocket=True)
+    assert platform is not None, "Jamsocket is the default"
+    return platform
+
+
+def _api_platform(
+    args: argparse.Namespace, command: str
+) -> DevPlatform | JamsocketPlatform | PlanePlatform:
+    platform = _platform(args)
+    if isinstance(platform, FixedPlatform):
+        raise FlagError(
+            f"--connect-response: {command} needs a platform API (--dev, --jamsocket or --plane)"
         )
-    if args.api_url:
-        return Jamsocket.dev_server(args.api_url)
-    return Jamsocket.from_env()
+    return platform
 
 
-def _run_api(args: argparse.Namespace, call: Callable[[Jamsocket], Any]) -> Any:
+def _run_api(
+    platform: DevPlatform | JamsocketPlatform | PlanePlatform,
+    call: Callable[[Jamsocket | Plane], Any],
+) -> Any:
     async def go() -> Any:
-        async with platform_client(args) as api:
+        async with client_for(platform) as api:
             return await call(api)
 
     return asyncio.run(go())
@@ -125,7 +122,9 @@ def _configure_connect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "response",
         nargs="?",
-        help="a ConnectResponse JSON file, or - for stdin (default: connect through the platform)",
+        metavar="RESPONSE",
+        help="a ConnectResponse JSON file, or - for stdin: --connect-response @RESPONSE "
+        "(default: connect through the platform)",
     )
     parser.add_argument("--key", help="connect to the backend holding this key (or spawn it)")
     parser.add_argument("--user", help="the user name the backend sees (x-verified-username)")
@@ -143,12 +142,28 @@ def _configure_connect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ready-timeout", type=float, default=60.0, help="seconds to wait for the backend"
     )
-    _add_platform_arguments(parser)
+    add_platform_arguments(parser, default=_DEFAULT_PLATFORM)
 
 
-def _read_response(source: str) -> ConnectResponse:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    return ConnectResponse.from_json(text)
+def _connect_platform(args: argparse.Namespace) -> Platform:
+    """The platform, where the positional RESPONSE stands for ``--connect-response @RESPONSE``."""
+    if args.response is None:
+        return _platform(args)
+    given = platform_flags_given(args)
+    if given:
+        raise FlagError(f"{given[0]}: not with RESPONSE (it names the backend already)")
+    return FixedPlatform(read_connect_response(f"@{args.response}", "RESPONSE"))
+
+
+def _connect(args: argparse.Namespace) -> ConnectResponse:
+    platform = _connect_platform(args)
+    fields = {k: v for k, v in (("key", args.key), ("user", args.user)) if v is not None}
+    if isinstance(platform, FixedPlatform):
+        if fields:
+            raise FlagError(f"--{next(iter(fields))}: not with a given ConnectResponse")
+        return platform.connect_response()
+    response: ConnectResponse = _run_api(platform, lambda api: api.connect(**fields))
+    return response
 
 
 @subcommand(
@@ -160,11 +175,7 @@ def _run_connect(args: argparse.Namespace) -> int:
     console = Console()
     one_shot = args.send or args.call
     payload = [_json_argument(pair[1]) for pair in (args.send, args.call) if pair]
-    if args.response:
-        response = _read_response(args.response)
-    else:
-        fields = {k: v for k, v in (("key", args.key), ("user", args.user)) if v is not None}
-        response = _run_api(args, lambda api: api.connect(**fields))
+    response = _connect(args)
     console.say("backend", f"{response.backend_id} (spawned: {response.spawned})")
 
     session = SyncSession(response, ready_timeout=args.ready_timeout)
@@ -196,7 +207,8 @@ def _run_connect(args: argparse.Namespace) -> int:
         if args.send:
             session.send(args.send[0], payload[0])
             return 0
-        if sys.stdin.isatty() and args.response != "-":
+        reads_stdin = args.response == "-" or args.connect_response == "@-"
+        if sys.stdin.isatty() and not reads_stdin:
             return _prompt(session, console, known_events)
         _wait_until_terminated(session)
     return 0
@@ -272,8 +284,8 @@ def _prompt(session: SyncSession, console: Console, known_events: set[str]) -> i
 
 
 def _configure_backend_command(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("backend_id", help="the backend's id")
-    _add_platform_arguments(parser)
+    parser.add_argument("backend_id", metavar="BACKEND_ID", help="the backend's id")
+    add_platform_arguments(parser, default=_DEFAULT_PLATFORM)
 
 
 def _configure_terminate(parser: argparse.ArgumentParser) -> None:
@@ -285,14 +297,27 @@ def _configure_terminate(parser: argparse.ArgumentParser) -> None:
     "status", help="print a backend's latest status as JSON", configure=_configure_backend_command
 )
 def _run_status(args: argparse.Namespace) -> int:
-    state: BackendState = _run_api(args, lambda api: api.status(args.backend_id))
+    platform = _platform(args)
+    state: BackendState
+    if isinstance(platform, FixedPlatform):
+        # A ConnectResponse carries its own status URL: no platform API needed.
+        response = platform.connect_response()
+        if response.backend_id != args.backend_id:
+            raise FlagError(
+                f"BACKEND_ID: {args.backend_id!r} is not the --connect-response's backend "
+                f"({response.backend_id!r})"
+            )
+        state = asyncio.run(fetch_status(None, response))
+    else:
+        state = _run_api(platform, lambda api: api.status(args.backend_id))
     Console().emit(state.to_dict())
     return 0
 
 
 @subcommand("terminate", help="terminate a backend", configure=_configure_terminate)
 def _run_terminate(args: argparse.Namespace) -> int:
-    _run_api(args, lambda api: api.terminate(args.backend_id, hard=args.hard))
+    platform = _api_platform(args, "terminate")
+    _run_api(platform, lambda api: api.terminate(args.backend_id, hard=args.hard))
     Console().say(
         "terminate", f"{args.backend_id}: {'hard' if args.hard else 'soft'} terminate sent"
     )

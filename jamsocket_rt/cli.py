@@ -187,6 +187,7 @@ async def _serve_dev(args: argparse.Namespace) -> None:
             f"Connect (any account and service names work):\n"
             f"  curl -X POST {dev.connect_url()} -H 'Content-Type: application/json' -d '{{}}'\n"
             f"Clients in dev mode: JAMSOCKET_DEV=true JAMSOCKET_DEV_PORT={dev.port}\n"
+            f"  (jamsocket-rt connect, status, terminate, load: --dev-port {dev.port})\n"
             f"Press Ctrl-C to stop.",
             flush=True,
         )

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
+from .._config import (
+    DevPlatform,
+    FlagError,
+    JamsocketPlatform,
+    PlanePlatform,
+    add_platform_arguments,
+    platform_flags_given,
+    resolve_platform,
+)
+from .._errors import ConfigurationError
 from ._loop import LOOPS, resolve_loop, run_on_loop
 from .config import (
     BUILTIN_SCENARIOS,
@@ -62,31 +70,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Without a target, a dev server with the bundled example backend is started for the "
         "run. Exit status: 0, 1 on an error, 2 on a usage error, 3 when a --fail-if held."
     )
-    target = parser.add_argument_group("target (one of; default: a local dev server)")
-    exclusive = target.add_mutually_exclusive_group()
-    exclusive.add_argument(
+    selectors = add_platform_arguments(
+        parser, default="a dev server started for the run, with --dev-backend's backend"
+    )
+    selectors.add_argument(
         "--dev-backend",
         metavar="COMMAND",
-        help="start the dev server with this backend command (default: the example backend)",
+        help="start a dev server for the run with this backend command (default: the "
+        "bundled example backend)",
     )
-    exclusive.add_argument(
-        "--jamsocket",
-        action="store_true",
-        help="use Jamsocket: --account/--service and JAMSOCKET_TOKEN, or the JAMSOCKET_* "
-        "variables (JAMSOCKET_DEV=true: a running dev server)",
-    )
-    exclusive.add_argument(
-        "--plane", metavar="URL", help="use the self-hosted Plane controller at URL"
-    )
-    exclusive.add_argument(
-        "--connect-response",
-        metavar="JSON|@FILE",
-        help="use this one ConnectResponse for every session (no platform API calls)",
-    )
-    target.add_argument("--account", help="Jamsocket account (default: JAMSOCKET_ACCOUNT)")
-    target.add_argument("--service", help="Jamsocket service (default: JAMSOCKET_SERVICE)")
-    target.add_argument("--api-url", help="Jamsocket API URL (default: JAMSOCKET_API_URL)")
-    target.add_argument("--image", help="Plane: the image to spawn")
 
     load = parser.add_argument_group("load")
     load.add_argument("--sessions", type=integer, default=10, metavar="N", help="default 10")
@@ -203,71 +195,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--quiet", action="store_true", help="no progress lines (warnings stay)")
 
 
-def _read_response(text: str) -> dict[str, Any]:
-    raw = text
-    if text.startswith("@"):
-        try:
-            raw = Path(text[1:]).read_text()
-        except OSError as exc:
-            raise ValueError(f"--connect-response: cannot read {text[1:]!r}: {exc}") from None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ValueError("--connect-response: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("--connect-response: expected a JSON object")
-    # Checked now (the error names every bad field) rather than in each worker.
-    from .._models import ConnectResponse
-
-    try:
-        ConnectResponse.from_dict(data)
-    except ValueError as exc:
-        raise ValueError(f"--connect-response: {exc}") from None
-    return data
-
-
 def _target(args: argparse.Namespace) -> Target:
-    for flag, name in (("account", "--account"), ("service", "--service")):
-        if getattr(args, flag) is not None and not args.jamsocket:
-            raise ValueError(f"{name}: only with --jamsocket")
-    if args.image is not None and args.plane is None:
-        raise ValueError("--image: only with --plane")
-    if args.api_url is not None and not args.jamsocket:
-        raise ValueError("--api-url: only with --jamsocket")
-    if args.connect_response is not None:
-        return FixedTarget(_read_response(args.connect_response))
-    if args.plane is not None:
-        return PlaneTarget(args.plane, image=args.image, token=os.environ.get("PLANE_TOKEN"))
-    if args.jamsocket:
-        env = os.environ
-        dev = env.get("JAMSOCKET_DEV", "").strip().lower() in ("true", "1", "yes")
-        if dev and args.account is None and args.service is None:
-            if args.api_url is not None:
-                raise ValueError(
-                    "--api-url: not with JAMSOCKET_DEV (JAMSOCKET_DEV_PORT says where)"
-                )
-            return JamsocketTarget()  # Jamsocket.from_env(): the running dev server
-        account = args.account or env.get("JAMSOCKET_ACCOUNT")
-        service = args.service or env.get("JAMSOCKET_SERVICE")
-        token = env.get("JAMSOCKET_TOKEN")
-        missing = [
-            name
-            for name, value in (
-                ("--account", account),
-                ("--service", service),
-                ("JAMSOCKET_TOKEN", token),
-            )
-            if not value
-        ]
-        if missing:
-            raise ValueError(f"--jamsocket: missing {', '.join(missing)}")
+    """The load target of the platform flags; none of them: a dev server started for the run.
+
+    Raises:
+        FlagError: the flags are incomplete or contradictory.
+        ConfigurationError: a JAMSOCKET_* variable's value is malformed.
+    """
+    platform = resolve_platform(args, default_jamsocket=False)
+    if platform is None:
+        return DevTarget(args.dev_backend)
+    if args.dev_backend is not None:
+        raise FlagError(f"{platform_flags_given(args)[0]}: not with --dev-backend")
+    if isinstance(platform, DevPlatform):
+        # The dev server takes "-" for every name, as the official clients send them.
+        placeholder = "-"
         return JamsocketTarget(
-            account=account,
-            service=service,
-            token=token,
-            api_url=args.api_url or env.get("JAMSOCKET_API_URL"),
+            account=placeholder, token=placeholder, service=placeholder, api_url=platform.api_url
         )
-    return DevTarget(args.dev_backend)
+    if isinstance(platform, JamsocketPlatform):
+        return JamsocketTarget(
+            account=platform.account,
+            token=platform.token,
+            service=platform.service,
+            api_url=platform.api_url,
+        )
+    if isinstance(platform, PlanePlatform):
+        return PlaneTarget(platform.controller_url, image=platform.image, token=platform.token)
+    return FixedTarget(dict(platform.response))
 
 
 def config_from_args(args: argparse.Namespace) -> LoadConfig:
@@ -319,6 +274,8 @@ def run(args: argparse.Namespace, prog: str) -> int:
         scenario = resolve_scenario(config)
         loop = resolve_loop(config.loop)  # a missing uvloop is a usage error, before any load
     except ValueError as exc:
+        if isinstance(exc, ConfigurationError) and not isinstance(exc, FlagError):
+            raise  # a variable's value, not the command line: exit status 1, as for any error
         print(f"{prog} load: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # run_load records the loop it runs on and hands worker processes the same choice.
