@@ -12,7 +12,6 @@
 The public names are all here; modules starting with ``_`` are private.
 """
 
-from ._api import Jamsocket, Plane, StatusStream, fetch_status, follow_status_stream
 from ._errors import (
     ApiConnectionError,
     ApiError,
@@ -43,6 +42,7 @@ from ._models import (
 )
 from .asyncio.namespace import Namespace
 from .asyncio.session import EventStream, Session, Ticker
+from .platform import Jamsocket, Plane, StatusStream, fetch_status, follow_status_stream
 from .protocol.engineio import ProtocolError
 from .protocol.lifecycle import State as SessionState
 from .protocol.options import SessionOptions

@@ -18,9 +18,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ._api import Jamsocket, Plane, fetch_status
-from ._clients import client_for
-from ._config import (
+from ._errors import JamsocketError
+from ._models import BackendState, ConnectResponse
+from .cli import subcommand
+from .platform import Jamsocket, Plane, fetch_status
+from .platform.clients import client_for
+from .platform.config import (
     DevPlatform,
     FixedPlatform,
     FlagError,
@@ -32,9 +35,6 @@ from ._config import (
     read_connect_response,
     resolve_platform,
 )
-from ._errors import JamsocketError
-from ._models import BackendState, ConnectResponse
-from .cli import subcommand
 from .sync.session import SyncSession
 
 _COLOURS = {"status": "36", "ready": "32", "end": "31", "event": "33", "dim": "2"}

@@ -13,10 +13,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from ._api import Jamsocket
 from ._models import BackendState
 from .asyncio.session import Session
 from .dev import DevServer
+from .platform import Jamsocket
 
 
 class _Printer:

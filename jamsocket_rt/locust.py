@@ -54,10 +54,10 @@ import gevent.monkey
 from locust import User
 from locust.exception import StopUser
 
-from ._api import Jamsocket
 from ._models import ConnectResponse
 from .asyncio.session import Session
 from .load.pacing import spread_pacing
+from .platform import Jamsocket
 from .protocol.options import SessionOptions
 
 __all__ = ["GeventSession", "Pending", "SessionUser", "spread_pacing"]

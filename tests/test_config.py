@@ -18,7 +18,11 @@ import pytest
 from plane_stub import PlaneStub
 
 import jamsocket_rt as jrt
-from jamsocket_rt._config import (
+from jamsocket_rt.cli import build_parser, main
+from jamsocket_rt.dev import BackgroundDevServer
+from jamsocket_rt.load._cli import config_from_args
+from jamsocket_rt.load.config import DevTarget, FixedTarget, JamsocketTarget, PlaneTarget
+from jamsocket_rt.platform.config import (
     DevPlatform,
     FixedPlatform,
     FlagError,
@@ -28,10 +32,6 @@ from jamsocket_rt._config import (
     platform_from_env,
     resolve_platform,
 )
-from jamsocket_rt.cli import build_parser, main
-from jamsocket_rt.dev import BackgroundDevServer
-from jamsocket_rt.load._cli import config_from_args
-from jamsocket_rt.load.config import DevTarget, FixedTarget, JamsocketTarget, PlaneTarget
 
 SECRET = "s3cret-value-never-shown"
 #: The positional arguments each platform subcommand needs.

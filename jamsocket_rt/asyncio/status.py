@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .._api import fetch_status, follow_status_stream
 from .._errors import ApiConnectionError, JamsocketError
 from .._models import BackendState, BackendStatus, ConnectResponse
+from ..platform import fetch_status, follow_status_stream
 from ..protocol.session import StatusTracker
 
 logger = logging.getLogger("jamsocket_rt.status")

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from .._api import Jamsocket
 from .._models import ConnectResponse
+from ..platform import Jamsocket
 from ._server import DevServer
 
 T = TypeVar("T")

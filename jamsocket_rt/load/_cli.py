@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._config import (
+from .._errors import ConfigurationError
+from ..platform.config import (
     DevPlatform,
     FlagError,
     JamsocketPlatform,
@@ -17,7 +18,6 @@ from .._config import (
     platform_flags_given,
     resolve_platform,
 )
-from .._errors import ConfigurationError
 from ._loop import LOOPS, resolve_loop, run_on_loop
 from .config import (
     BUILTIN_SCENARIOS,

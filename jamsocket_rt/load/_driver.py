@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 
-from .. import _api
+from .. import platform as _api
 from .._models import ConnectResponse
 from ..asyncio.session import Session
 from ..protocol.api import DEFAULT_API_URL

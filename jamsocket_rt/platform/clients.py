@@ -15,19 +15,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ._config import DevPlatform, JamsocketPlatform, PlanePlatform, platform_from_env
-from ._errors import ConfigurationError
-from ._http_client import DEFAULT_TIMEOUT, Timeout, Transport
-from ._models import BackendState, ConnectRequest, ConnectResponse
-from ._status_stream import (
-    AUTO,
-    DEFAULT_MAX_RETRIES,
-    ReadTimeout,
-    StatusStream,
-    new_backoff,
-    resolve_read_timeout,
-)
-from .protocol.api import (
+from .._errors import ConfigurationError
+from .._models import BackendState, ConnectRequest, ConnectResponse
+from ..protocol.api import (
     DEFAULT_API_URL,
     HttpRequest,
     JamsocketApi,
@@ -36,8 +26,18 @@ from .protocol.api import (
     make_connect_request,
     stream_url_for,
 )
-from .protocol.session import Backoff
-from .protocol.sse import StatusDecoder
+from ..protocol.session import Backoff
+from ..protocol.sse import StatusDecoder
+from ._http import DEFAULT_TIMEOUT, Timeout, Transport
+from .config import DevPlatform, JamsocketPlatform, PlanePlatform, platform_from_env
+from .status_stream import (
+    AUTO,
+    DEFAULT_MAX_RETRIES,
+    ReadTimeout,
+    StatusStream,
+    new_backoff,
+    resolve_read_timeout,
+)
 
 __all__ = ["Jamsocket", "Plane", "client_for"]
 

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from attrs import field, frozen
 
-from ._errors import ConfigurationError
-from ._models import ConnectResponse
-from .protocol._requests import check_base_url
-from .protocol.api import DEFAULT_API_URL, origin
+from .._errors import ConfigurationError
+from .._models import ConnectResponse
+from ..protocol._requests import check_base_url
+from ..protocol.api import DEFAULT_API_URL, origin
 
 if TYPE_CHECKING:
     import argparse

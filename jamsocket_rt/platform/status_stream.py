@@ -18,10 +18,9 @@ from typing import Final, Literal
 import aiohttp
 import attrs
 
-from ._errors import ApiConnectionError, ApiError, ApiTimeout, ConfigurationError, JamsocketError
-from ._http_client import DEFAULT_TIMEOUT, Timeout, Transport, where
-from ._models import BackendState, ConnectResponse
-from .protocol.api import (
+from .._errors import ApiConnectionError, ApiError, ApiTimeout, ConfigurationError, JamsocketError
+from .._models import BackendState, ConnectResponse
+from ..protocol.api import (
     PLANE_KEEPALIVE_READ_TIMEOUT,
     origin,
     parse_model,
@@ -30,8 +29,9 @@ from .protocol.api import (
     stream_request,
     stream_url_for,
 )
-from .protocol.session import Backoff
-from .protocol.sse import DEFAULT_MAX_LINE_LENGTH, StatusDecoder
+from ..protocol.session import Backoff
+from ..protocol.sse import DEFAULT_MAX_LINE_LENGTH, StatusDecoder
+from ._http import DEFAULT_TIMEOUT, Timeout, Transport, where
 
 __all__ = [
     "AUTO",

@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._errors import (
+from .._errors import (
     ApiConnectionError,
     ApiTimeout,
     ConfigurationError,
     InvalidResponse,
     JamsocketError,
 )
-from .protocol.api import MAX_BODY_SIZE, HttpRequest, HttpResponse, api_error, origin
+from ..protocol.api import MAX_BODY_SIZE, HttpRequest, HttpResponse, api_error, origin
 
 __all__ = ["DEFAULT_TIMEOUT", "Timeout", "Transport", "client_timeout", "translate", "where"]
 
