@@ -202,3 +202,30 @@ async def test_bad_namespace_names_are_refused(response: jrt.ConnectResponse) ->
     with pytest.raises(ValueError, match="namespace"):
         jrt.Session(response, namespace="game")
     await session.close()
+
+
+async def test_namespaces_over_long_polling(flavour: str, response: jrt.ConnectResponse) -> None:
+    async with jrt.Session(response, transports=("polling",)) as session:
+        admin = session.namespace("/admin", auth={"role": "admin"})
+        await admin.wait_connected(timeout=10)
+        mine: dict[str, Any] = await admin.call("whoami")
+        root: dict[str, Any] = await session.call("whoami")
+        assert mine["nsp"] == "/admin"
+        assert mine["auth"] == {"role": "admin"}
+        assert admin.sid == mine["sid"]
+        if flavour == "node":
+            assert mine["engine"] == root["engine"]
+        waiting = admin.wait_for("news", timeout=10)
+        await admin.send("push", "news", "polled")
+        assert await waiting == "polled"
+        locked = session.namespace("/locked")
+        with pytest.raises(jrt.ConnectRefused, match="locked"):
+            await locked.wait_connected(timeout=10)
+        await admin.close()
+        assert await session.call("echo", "root") == "root"
+
+
+async def test_a_polling_session_of_another_namespace(response: jrt.ConnectResponse) -> None:
+    async with jrt.Session(response, namespace="/game", transports=("polling",)) as session:
+        who: dict[str, Any] = await session.call("whoami")
+        assert who["nsp"] == "/game"

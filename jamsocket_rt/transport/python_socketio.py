@@ -9,11 +9,10 @@ How the contract maps onto python-socketio:
 - No signal handlers (``handle_sigint=False``: python-socketio and python-engineio would
   otherwise install SIGINT handlers), no reconnection (the Session owns it), no logging
   (python-engineio logs the full URL, token included, at INFO when given a logger).
-- Events arrive through a catch-all handler. python-socketio tells a catch-all handler nothing
-  about whether the server asked for an acknowledgement (it acknowledges with the handler's
-  return value whenever it did), so ``_handle_event`` is wrapped to note that in a context
-  variable for the duration of the handler; when set, the handler awaits a future that the
-  AckResponder resolves, and returns its arguments.
+- Events arrive through a catch-all handler per namespace; when the server asked for an
+  acknowledgement (see :mod:`._psio`), the handler awaits a future that the AckResponder
+  resolves, and returns its arguments. More namespaces are opened on the live connection with
+  python-socketio's own CONNECT handling.
 - ``emit`` cannot await python-socketio's coroutine: it checks that the arguments serialize (so
   TypeError is raised at once, as the contract wants), queues them, and one writer task hands
   them over in order. ``drain`` waits until python-engineio has written what was handed over.
@@ -22,18 +21,17 @@ How the contract maps onto python-socketio:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
+import functools
 import ssl as _ssl
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import engineio
 import socketio
 
-from .._errors import ConfigurationError, TokenExpired
+from .._errors import TokenExpired
 from ..protocol.events import ConnectError
 from ..protocol.packets import (
     Packet,
@@ -44,56 +42,30 @@ from ..protocol.packets import (
     reconstruct,
 )
 from ._common import Phase, TransportCore, host_of, once_responder, redact, socketio_path
+from ._psio import (
+    MAX_PACKETS_PER_BATCH,
+    MAX_PACKETS_PER_POLL,
+    AsyncClient,
+    ack_wanted,
+    disconnect,
+    is_gone,
+    network_cause,
+)
 from .base import (
     AckCallback,
+    AckResponder,
     ConnectRefused,
     ConnectTarget,
     NamespaceListener,
     Transport,
     TransportListener,
 )
-from .websocket import CLOSE_TIMEOUT, WRITE_HIGH_WATER, WRITE_LOW_WATER
+from .websocket import WRITE_HIGH_WATER, WRITE_LOW_WATER
 
 __all__ = ["PythonSocketIOTransport"]
 
 # python-socketio serializes with the standard library's json: check arguments the same way.
 _STDLIB_JSON = StdlibJsonCodec()
-
-_MAX_PACKETS_PER_BATCH = 16
-
-# python-engineio refuses a long-polling payload of more than 16 packets, and drops the
-# connection over it; a socket.io server sends everything it buffered between two polls in one
-# payload, so a busy Node server exceeds that at once. The limit is a class attribute (so this
-# raises it process-wide, python-engineio servers included); the server's maxPayload still
-# bounds the payload's size.
-_MAX_PACKETS_PER_POLL = 100_000
-
-_ack_wanted: contextvars.ContextVar[bool] = contextvars.ContextVar("_ack_wanted", default=False)
-
-
-class _EngineIOClient(engineio.AsyncClient):  # type: ignore[misc]
-    """python-engineio's client, able to stop reading while the consumer is behind."""
-
-    resume: asyncio.Future[None] | None = None  # set while reading is paused
-
-    async def _receive_packet(self, pkt: Any) -> None:
-        # The read loops (polling and websocket) await this for one packet at a time: waiting
-        # here stops them reading, and leaves the rest to TCP flow control.
-        while self.resume is not None:
-            await self.resume
-        await super()._receive_packet(pkt)
-
-
-class _AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
-    """AsyncClient that lets the catch-all handler know whether the server wants an ack."""
-
-    def _engineio_client_class(self) -> type[_EngineIOClient]:
-        return _EngineIOClient
-
-    async def _handle_event(self, namespace: str | None, id: int | None, data: list[Any]) -> None:
-        # Every message is handled in its own task, so the variable is private to this event.
-        _ack_wanted.set(id is not None)
-        await super()._handle_event(namespace, id, data)
 
 
 class PythonSocketIOTransport(TransportCore):
@@ -119,7 +91,9 @@ class PythonSocketIOTransport(TransportCore):
         self._client: Any = None
         self._http_sessions: list[aiohttp.ClientSession] = []
         # (event, args, on_ack, encoded size, Engine.IO packets)
-        self._queue: deque[tuple[str, tuple[Any, ...], AckCallback | None, int, int]] = deque()
+        # (event, args, on_ack, encoded size, Engine.IO packets, namespace)
+        self._queue: deque[tuple[str, tuple[Any, ...], AckCallback | None, int, int, str]]
+        self._queue = deque()
         self._unwritten = 0  # bytes queued here or handed over but not yet written
         self._wakeup: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
@@ -129,6 +103,7 @@ class PythonSocketIOTransport(TransportCore):
         self._refusal: Any = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._nsp = "/"
+        self._where = ""
 
     # ----------------------------------------------------------------------- connect
 
@@ -143,8 +118,8 @@ class PythonSocketIOTransport(TransportCore):
         """
         loop = self._begin_connect(listener)
         host = host_of(target)
-        if engineio.payload.Payload.max_decode_packets < _MAX_PACKETS_PER_POLL:
-            engineio.payload.Payload.max_decode_packets = _MAX_PACKETS_PER_POLL
+        if engineio.payload.Payload.max_decode_packets < MAX_PACKETS_PER_POLL:
+            engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
         ssl_context = target.ssl if isinstance(target.ssl, _ssl.SSLContext) else None
 
         def new_http_session() -> aiohttp.ClientSession:
@@ -156,7 +131,7 @@ class PythonSocketIOTransport(TransportCore):
             self._http_sessions.append(session)
             return session
 
-        client = self._client = _AsyncClient(
+        client = self._client = AsyncClient(
             reconnection=False,
             logger=False,
             engineio_logger=False,
@@ -168,6 +143,7 @@ class PythonSocketIOTransport(TransportCore):
             http_session=new_http_session,
         )
         self._nsp = target.namespace
+        self._where = host
         client.on("*", self._on_event, namespace=self._nsp)
         client.on("disconnect", self._on_disconnect, namespace=self._nsp)
         client.on("connect_error", self._on_connect_error, namespace=self._nsp)
@@ -197,7 +173,7 @@ class PythonSocketIOTransport(TransportCore):
                 raise TimeoutError(
                     f"connecting to {host} took longer than {target.connect_timeout} s"
                 ) from None
-            if _is_gone(exc):
+            if is_gone(exc):
                 raise TokenExpired(
                     f"{host} answered 410 Gone: the token is unknown or expired, "
                     "or its backend has ended"
@@ -209,7 +185,7 @@ class PythonSocketIOTransport(TransportCore):
                         f"{host} refused the Socket.IO connection: {message}", self._refusal
                     ) from None
                 detail = str(exc)
-                cause = _network_cause(exc)
+                cause = network_cause(exc)
                 if cause is not None:
                     detail += f" ({type(cause).__name__}: {cause})"
                 raise ConnectionError(
@@ -224,8 +200,16 @@ class PythonSocketIOTransport(TransportCore):
     # ----------------------------------------------------------------------- receiving
 
     async def _on_event(self, event: str, *args: Any) -> Any:
-        if not _ack_wanted.get():
-            self._deliver_event(event, list(args), None)
+        return await self._receive(self._deliver_event, event, args)
+
+    async def _receive(
+        self,
+        deliver: Callable[[str, list[Any], AckResponder | None], None],
+        event: str,
+        args: tuple[Any, ...],
+    ) -> Any:
+        if not ack_wanted.get():
+            deliver(event, list(args), None)
             return None
         assert self._loop is not None
         answer: asyncio.Future[list[Any]] = self._loop.create_future()
@@ -241,7 +225,7 @@ class PythonSocketIOTransport(TransportCore):
         if handler is not None:
             self._ack_handlers.add(handler)
         try:
-            self._deliver_event(event, list(args), once_responder(send))
+            deliver(event, list(args), once_responder(send))
             result = await answer
         finally:
             self._ack_futures.discard(answer)
@@ -279,18 +263,52 @@ class PythonSocketIOTransport(TransportCore):
     async def open_namespace(
         self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
     ) -> str:
-        """Not supported: python-socketio's client opens its namespaces while connecting only.
+        """See :meth:`Transport.open_namespace` (python-socketio answers it internally)."""
+        future = self._join(nsp, listener)
+        client = self._client
+        where = self._where
 
-        Raises:
-            ConfigurationError: always (use the websocket transport for more namespaces).
-        """
-        raise ConfigurationError(
-            f"namespace {nsp!r}: the polling transport (python-socketio's client) cannot open a "
-            "namespace on a live connection; use transports=('websocket',) for more namespaces"
-        )
+        async def on_event(event: str, *args: Any) -> Any:
+            deliver = functools.partial(self._namespace_event, nsp)
+            return await self._receive(deliver, event, args)
+
+        async def on_connect() -> None:
+            self._namespace_connected(nsp, client.namespaces.get(nsp) or "")
+
+        async def on_refused(data: Any = None) -> None:
+            message = f"{where} refused namespace {nsp}: {ConnectError(data).message}"
+            self._namespace_refused(nsp, ConnectRefused(message, data))
+
+        async def on_disconnect(reason: Any = None) -> None:
+            if self._phase is Phase.CONNECTED:
+                self._namespace_ended(nsp, "io server disconnect")
+
+        for name, handler in (
+            ("*", on_event),
+            ("connect", on_connect),
+            ("connect_error", on_refused),
+            ("disconnect", on_disconnect),
+        ):
+            client.on(name, handler, namespace=nsp)
+        packet = client.packet_class(socketio.packet.CONNECT, data=auth, namespace=nsp)
+        try:
+            await client._send_packet(packet)
+        except Exception as exc:  # noqa: BLE001 (python-socketio fails in many shapes)
+            self._leave(nsp)
+            raise ConnectionError(f"cannot open namespace {nsp}: {type(exc).__name__}") from None
+        return await future
 
     def close_namespace(self, nsp: str) -> None:
-        """Nothing to do: no extra namespace is ever open here."""
+        """See :meth:`Transport.close_namespace`."""
+        self._leave(nsp)
+        client = self._client
+        if client is not None and self._phase is Phase.CONNECTED and nsp in client.namespaces:
+            del client.namespaces[nsp]
+            packet = client.packet_class(socketio.packet.DISCONNECT, namespace=nsp)
+            assert self._loop is not None
+            task = self._loop.create_task(client._send_packet(packet))
+            self._ack_handlers.add(task)
+            task.add_done_callback(self._ack_handlers.discard)
 
     def emit(
         self,
@@ -312,7 +330,10 @@ class PythonSocketIOTransport(TransportCore):
         # and the caller may mutate its arguments after emit() returns.
         packet = decode_packet(frames[0][1][1:].decode(), _STDLIB_JSON)
         plain = reconstruct(packet.data, [payload for _, payload in frames[1:]])
-        self._queue.append((event, tuple(plain[1:]), on_ack, size, len(frames)))
+        namespace = self._nsp if nsp is None else nsp
+        if namespace != self._nsp and namespace not in self._client.namespaces:
+            raise ConnectionError(f"namespace {namespace!r} is not connected")
+        self._queue.append((event, tuple(plain[1:]), on_ack, size, len(frames), namespace))
         self._unwritten += size
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -330,11 +351,10 @@ class PythonSocketIOTransport(TransportCore):
             try:
                 # python-engineio posts everything queued as one long-polling payload, and its
                 # server refuses payloads of more than 16 packets.
-                while (queue and packets + queue[0][4] <= _MAX_PACKETS_PER_BATCH) or not packets:
-                    event, args, on_ack, size, count = queue.popleft()
-                    await client.emit(
-                        event, args, namespace=self._nsp, callback=self._ack_callback(on_ack)
-                    )
+                while (queue and packets + queue[0][4] <= MAX_PACKETS_PER_BATCH) or not packets:
+                    event, args, on_ack, size, count, nsp = queue.popleft()
+                    callback = self._ack_callback(on_ack)
+                    await client.emit(event, args, namespace=nsp, callback=callback)
                     handed_over += size
                     packets += count
                 # python-engineio queues what emit handed over; wait until it is written.
@@ -430,7 +450,7 @@ class PythonSocketIOTransport(TransportCore):
             await asyncio.gather(writer, return_exceptions=True)
         client = self._client
         if client is not None:
-            await _disconnect(client)
+            await disconnect(client)
             # A handler still waiting for its acknowledgement runs in a task of its own.
             for answer in self._ack_futures:
                 answer.cancel()
@@ -440,64 +460,6 @@ class PythonSocketIOTransport(TransportCore):
         sessions, self._http_sessions = self._http_sessions, []
         for session in sessions:
             await session.close()
-
-
-async def _disconnect(client: Any) -> None:
-    """Disconnects politely but promptly, and waits until python-engineio's tasks are done.
-
-    AsyncClient.disconnect() waits for the pending long-poll GET, which a python-engineio
-    server holds until its next ping (up to pingInterval). Instead: send the Socket.IO
-    DISCONNECT, wait (briefly) until it is written, then let python-engineio abort, which
-    closes its HTTP session and with it the pending GET.
-    """
-    eio = client.eio
-    if eio.state == "connected":
-        disconnect = socketio.packet.Packet(socketio.packet.DISCONNECT, namespace="/")
-        await eio.send(disconnect.encode())
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(eio.queue.join(), CLOSE_TIMEOUT)
-    await eio.disconnect(abort=True)
-    tasks = [t for t in (eio.read_loop_task, eio.write_loop_task) if t is not None]
-    if tasks:
-        await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
-    # After a ping timeout python-engineio leaves its websocket open; its session is closed by
-    # now, so closing the websocket only releases aiohttp's connection.
-    if eio.ws is not None and not eio.ws.closed:
-        with contextlib.suppress(Exception, asyncio.TimeoutError):
-            await asyncio.wait_for(eio.ws.close(), CLOSE_TIMEOUT)
-
-
-def _network_cause(exc: BaseException) -> BaseException | None:
-    """The aiohttp or OS error python-engineio replaced with its terse ConnectionError, if any."""
-    seen: set[int] = set()
-    current = exc.__cause__ or exc.__context__
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (aiohttp.ClientError, OSError)) and not isinstance(
-            current, (socketio.exceptions.ConnectionError, engineio.exceptions.ConnectionError)
-        ):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _is_gone(exc: BaseException) -> bool:
-    """True when the exception chain shows an HTTP 410 from the server."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, aiohttp.ClientResponseError) and current.status == 410:
-            return True
-        # python-engineio reports a polling handshake's status only in its message.
-        if (
-            isinstance(current, engineio.exceptions.ConnectionError)
-            and current.args
-            and "status code 410" in str(current.args[0])
-        ):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 if TYPE_CHECKING:  # the contract is a Protocol: let the type checker hold us to it

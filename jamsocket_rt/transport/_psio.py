@@ -1,0 +1,117 @@
+"""python-socketio's client, subclassed where the Transport contract needs more of it.
+
+python-socketio tells a catch-all handler nothing about whether the server asked for an
+acknowledgement, and python-engineio cannot stop reading: :class:`AsyncClient` notes the first
+in a context variable (:data:`ack_wanted`), :class:`EngineIOClient` waits while
+``resume`` is set. ``tests/test_transports.py`` fails if these internals stop loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from typing import Any
+
+import aiohttp
+import engineio
+import socketio
+
+from .websocket import CLOSE_TIMEOUT
+
+#: How many Engine.IO packets one batch hands python-socketio (its server refuses more in one
+#: long-polling payload).
+MAX_PACKETS_PER_BATCH = 16
+
+# python-engineio refuses a long-polling payload of more than 16 packets, and drops the
+# connection over it; a socket.io server sends everything it buffered between two polls in one
+# payload, so a busy Node server exceeds that at once. The limit is a class attribute (so this
+# raises it process-wide, python-engineio servers included); the server's maxPayload still
+# bounds the payload's size.
+MAX_PACKETS_PER_POLL = 100_000
+
+ack_wanted: contextvars.ContextVar[bool] = contextvars.ContextVar("ack_wanted", default=False)
+
+
+class EngineIOClient(engineio.AsyncClient):  # type: ignore[misc]
+    """python-engineio's client, able to stop reading while the consumer is behind."""
+
+    resume: asyncio.Future[None] | None = None  # set while reading is paused
+
+    async def _receive_packet(self, pkt: Any) -> None:
+        # The read loops (polling and websocket) await this for one packet at a time: waiting
+        # here stops them reading, and leaves the rest to TCP flow control.
+        while self.resume is not None:
+            await self.resume
+        await super()._receive_packet(pkt)
+
+
+class AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
+    """AsyncClient that lets the catch-all handler know whether the server wants an ack."""
+
+    def _engineio_client_class(self) -> type[EngineIOClient]:
+        return EngineIOClient
+
+    async def _handle_event(self, namespace: str | None, id: int | None, data: list[Any]) -> None:
+        # Every message is handled in its own task, so the variable is private to this event.
+        ack_wanted.set(id is not None)
+        await super()._handle_event(namespace, id, data)
+
+
+async def disconnect(client: Any) -> None:
+    """Disconnects politely but promptly, and waits until python-engineio's tasks are done.
+
+    AsyncClient.disconnect() waits for the pending long-poll GET, which a python-engineio
+    server holds until its next ping (up to pingInterval). Instead: send the Socket.IO
+    DISCONNECT of every namespace, wait (briefly) until it is written, then let python-engineio
+    abort, which closes its HTTP session and with it the pending GET.
+    """
+    eio = client.eio
+    if eio.state == "connected":
+        for nsp in list(client.namespaces) or ["/"]:
+            packet = socketio.packet.Packet(socketio.packet.DISCONNECT, namespace=nsp)
+            await eio.send(packet.encode())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(eio.queue.join(), CLOSE_TIMEOUT)
+    await eio.disconnect(abort=True)
+    tasks = [t for t in (eio.read_loop_task, eio.write_loop_task) if t is not None]
+    if tasks:
+        await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+    # After a ping timeout python-engineio leaves its websocket open; its session is closed by
+    # now, so closing the websocket only releases aiohttp's connection.
+    if eio.ws is not None and not eio.ws.closed:
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(eio.ws.close(), CLOSE_TIMEOUT)
+
+
+def network_cause(exc: BaseException) -> BaseException | None:
+    """The aiohttp or OS error python-engineio replaced with its terse ConnectionError, if any."""
+    seen: set[int] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (aiohttp.ClientError, OSError)) and not isinstance(
+            current, (socketio.exceptions.ConnectionError, engineio.exceptions.ConnectionError)
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def is_gone(exc: BaseException) -> bool:
+    """True when the exception chain shows an HTTP 410 from the server."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, aiohttp.ClientResponseError) and current.status == 410:
+            return True
+        # python-engineio reports a polling handshake's status only in its message.
+        if (
+            isinstance(current, engineio.exceptions.ConnectionError)
+            and current.args
+            and "status code 410" in str(current.args[0])
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
