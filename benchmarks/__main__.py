@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project (e.g. `git worktree add /tmp/base HEAD~5`): its "
+        "jamsocket_rt is measured as the client jamsocket_rt-baseline in the same run",
+    )
+    parser.add_argument(
         "--from-json",
         type=Path,
         help="measure nothing: write the report (and README table) again from a latest.json",
@@ -93,9 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown |= set(args.clients) - set(runner.CLIENT_LABELS)
     if unknown:
         parser.error(f"unknown suite, target or client: {', '.join(sorted(unknown))}")
+    clients = tuple(args.clients)
+    if args.baseline is not None:
+        if not (args.baseline / "jamsocket_rt" / "__init__.py").is_file():
+            parser.error(f"--baseline: {args.baseline} holds no jamsocket_rt package")
+        if "jamsocket_rt-baseline" not in clients:
+            clients = (clients[0], "jamsocket_rt-baseline", *clients[1:])
     settings = runner.Settings(
         suites=args.suites,
-        clients=args.clients,
+        clients=clients,
+        baseline=args.baseline.resolve() if args.baseline is not None else None,
         only=args.only,
         targets=args.targets,
         log=sys.stderr,

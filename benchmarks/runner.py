@@ -40,6 +40,7 @@ CLIENTS = ("jamsocket_rt", "python-socketio", "node")
 CLIENT_LABELS = {
     "jamsocket_rt": "jamsocket_rt Session",
     "jamsocket_rt-plain": "jamsocket_rt Session (asyncio loop, stdlib json)",
+    "jamsocket_rt-baseline": "jamsocket_rt Session of the baseline tree (--baseline)",
     "python-socketio": "python-socketio AsyncClient",
     "node": "Node socket.io-client",
 }
@@ -80,6 +81,9 @@ class Settings:
     uvloop: bool = True  # the runner's choice for jamsocket_rt (where installed)
     server_uvloop: bool = True  # the python-socketio server's loop (where installed)
     quick: bool = False
+    #: Another checkout of jamsocket_rt (an earlier commit) measured as "jamsocket_rt-baseline"
+    #: in the same run, to compare a change before and after.
+    baseline: Path | None = None
     log: IO[str] | None = field(default=None, repr=False)
 
     def say(self, text: str) -> None:
@@ -337,6 +341,16 @@ def client_argv(client: str, settings: Settings, spec: dict[str, Any]) -> list[s
     if client == "node":
         return ["node", "--expose-gc", str(NODE_DIR / "bench_client.js"), text]
     argv = [sys.executable, "-m", "benchmarks.client"]
+    if client == "jamsocket_rt-baseline":
+        if settings.baseline is None:
+            raise ValueError("the jamsocket_rt-baseline client needs --baseline PATH")
+        # The baseline tree's own client and library, first on the path.
+        boot = (
+            "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "runpy.run_module('benchmarks.client', run_name='__main__', alter_sys=True)"
+        )
+        own = client_argv("jamsocket_rt", settings, spec)
+        return [sys.executable, "-c", boot, str(settings.baseline), *own[3:]]
     if client == "jamsocket_rt":
         argv += [
             "--client",
