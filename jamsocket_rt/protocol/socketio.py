@@ -73,8 +73,8 @@ __all__ = [
 ]
 
 
-# The states as module constants: an enum member looked up on its class costs about 0.1 us,
-# which the per-message paths cannot afford.
+# The states as module constants: looking an enum member up on its class, once per message,
+# costs more than the per-message paths can afford.
 _OPENING = State.OPENING
 _CONNECTING = State.CONNECTING
 _CONNECTED = State.CONNECTED

@@ -1,8 +1,8 @@
 """Coarse timers: many deadlines that are rarely reached, on few event-loop timers.
 
-Every ``call()`` of a Session has a timeout that almost never fires. One ``loop.call_later`` per
-call costs more than the rest of a pipelined call (about 4 us to schedule and cancel, on
-asyncio's loop and uvloop alike). Here deadlines are rounded up to a tick (1/64 s, less for
+Every ``call()`` of a Session has a timeout that almost never fires, and one
+``loop.call_later`` per call (a heap push and a cancel) costs more than the rest of a pipelined
+call. Here deadlines are rounded up to a tick (1/64 s, less for
 short delays) and share one loop timer per tick: scheduling and cancelling is a dict insert and
 a dict delete. A callback runs at most a tick late (and never early).
 """
