@@ -1,0 +1,237 @@
+"""Opening TCP and TLS connections for the websocket transport, with the caches they share.
+
+A :class:`Connector` owns what connections to the same hosts can share: resolved host names
+(kept :data:`DNS_TTL` seconds, one lookup per name at a time however many connections wait for
+it: a thousand sessions to one host resolve it once) and TLS contexts (loading the CA bundle
+takes milliseconds, so each kind is built once). Transports use :func:`default_connector`, one
+per process, unless they are given their own; a connector with its own caches isolates tests or
+a client that must not share them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl as _ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DNS_TTL", "AddrInfo", "Connector", "DnsCache", "default_connector"]
+
+#: How long a resolved host name is reused, in seconds.
+DNS_TTL = 10.0
+
+#: One address to connect to: (family, type, proto, sockaddr), as from getaddrinfo().
+AddrInfo = tuple[int, int, int, Any]
+
+# Expired entries are swept once the cache holds this many names (it never grows without end).
+_SWEEP_AT = 256
+
+
+class DnsCache:
+    """Resolved host names, each kept ``ttl`` seconds.
+
+    Args:
+        ttl: seconds an answer is reused (0: never).
+        clock: the monotonic clock the ages are measured with.
+    """
+
+    __slots__ = ("_clock", "_entries", "ttl")
+
+    def __init__(self, ttl: float = DNS_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
+
+    def get(self, host: str, port: int) -> list[AddrInfo] | None:
+        """The cached addresses of ``host``, or None when unknown or expired."""
+        entry = self._entries.get((host, port))
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1]
+
+    def put(self, host: str, port: int, addresses: list[AddrInfo]) -> None:
+        """Remembers the addresses of ``host`` for ``ttl`` seconds."""
+        now = self._clock()
+        if len(self._entries) >= _SWEEP_AT:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+        self._entries[(host, port)] = (now + self.ttl, addresses)
+
+    def clear(self) -> None:
+        """Forgets every name."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _Lookup:
+    """One getaddrinfo() in flight and how many callers wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[list[AddrInfo]]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+class Connector:
+    """Opens connections to hosts, sharing name lookups and TLS contexts between them.
+
+    Args:
+        dns_ttl: seconds a resolved name is reused (0: resolve for every connection).
+
+    Attributes:
+        dns: the :class:`DnsCache`.
+    """
+
+    __slots__ = ("_contexts", "_lookups", "dns")
+
+    def __init__(self, *, dns_ttl: float = DNS_TTL) -> None:
+        self.dns = DnsCache(dns_ttl)
+        self._contexts: dict[bool, _ssl.SSLContext] = {}
+        # Lookups in flight, per event loop (their tasks belong to one).
+        self._lookups: dict[tuple[asyncio.AbstractEventLoop, str, int], _Lookup] = {}
+
+    def ssl_context(self, value: _ssl.SSLContext | bool | None) -> _ssl.SSLContext:
+        """The TLS context for ``ConnectTarget.ssl``.
+
+        Args:
+            value: an SSLContext (returned as it is); None or True to verify certificates and
+                host names; False to verify neither.
+
+        Returns:
+            The context, built once per connector for each of verify / do not verify.
+        """
+        if isinstance(value, _ssl.SSLContext):
+            return value
+        verify = value is None or value is True
+        context = self._contexts.get(verify)
+        if context is None:
+            context = _ssl.create_default_context()
+            if not verify:
+                context.check_hostname = False
+                context.verify_mode = _ssl.CERT_NONE
+            self._contexts[verify] = context
+        return context
+
+    async def resolve(self, host: str, port: int) -> list[AddrInfo]:
+        """The addresses of ``host`` (TCP), in the resolver's order of preference.
+
+        IP literals are returned at once; names come from the cache or from one lookup shared
+        by every caller that asks while it runs. A caller that is cancelled stops waiting
+        without disturbing the others; the lookup is cancelled only when nobody waits for it.
+
+        Raises:
+            OSError: the name cannot be resolved (socket.gaierror) or has no address.
+        """
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            if ip.version == 4:
+                return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port))]
+            return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port, 0, 0))]
+        cached = self.dns.get(host, port)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        key = (loop, host, port)
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = self._lookups[key] = _Lookup(loop.create_task(self._lookup(host, port)))
+            lookup.task.add_done_callback(lambda task: self._forget(key, task))
+        lookup.waiters += 1
+        try:
+            # Shielded: cancelling this caller must not cancel the lookup the others await.
+            return await asyncio.shield(lookup.task)
+        except asyncio.CancelledError:
+            if lookup.waiters == 1 and not lookup.task.done():
+                # The last one waiting: nobody needs the answer any more. A caller that comes
+                # now starts a lookup of its own rather than join a cancelled one.
+                self._forget(key, lookup.task)
+                lookup.task.cancel()
+            raise
+        finally:
+            lookup.waiters -= 1
+
+    async def _lookup(self, host: str, port: int) -> list[AddrInfo]:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found: list[AddrInfo] = [
+            (family, kind, proto, address) for family, kind, proto, _, address in infos
+        ]
+        if not found:
+            raise OSError(f"{host} has no address")
+        self.dns.put(host, port, found)
+        return found
+
+    def _forget(
+        self, key: tuple[asyncio.AbstractEventLoop, str, int], task: asyncio.Task[Any]
+    ) -> None:
+        lookup = self._lookups.get(key)
+        if lookup is not None and lookup.task is task:
+            del self._lookups[key]
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the waiters (if any) raise it themselves
+
+    async def connect(
+        self,
+        protocol: asyncio.Protocol,
+        host: str,
+        port: int,
+        *,
+        ssl: _ssl.SSLContext | None = None,
+    ) -> asyncio.Transport:
+        """Connects ``protocol`` to the first address of ``host`` that accepts.
+
+        Args:
+            protocol: the asyncio protocol of the connection.
+            host: a host name or IP literal.
+            port: the TCP port.
+            ssl: the TLS context, or None for plain TCP; certificates are checked against
+                ``host`` (when the context checks host names).
+
+        Returns:
+            The asyncio transport (also given to ``protocol.connection_made``).
+
+        Raises:
+            OSError: the name cannot be resolved, or no address accepted (the message lists
+                what each one answered); TLS failures are OSErrors too (ssl.SSLError).
+        """
+        loop = asyncio.get_running_loop()
+        errors: list[OSError] = []
+        for family, _, _, address in await self.resolve(host, port):
+            try:
+                # An IP address: the loop connects without a lookup (uvloop in C, end to end).
+                transport, _ = await loop.create_connection(
+                    lambda: protocol,
+                    host=address[0],
+                    port=address[1],
+                    family=family,
+                    ssl=ssl,
+                    server_hostname=host if ssl is not None else None,
+                )
+            except OSError as exc:
+                errors.append(exc)
+                continue
+            return transport
+        if len(errors) == 1:
+            raise errors[0]
+        raise OSError("; ".join(str(error) for error in errors))
+
+    def clear(self) -> None:
+        """Forgets the resolved names and the TLS contexts built so far."""
+        self.dns.clear()
+        self._contexts.clear()
+
+
+_default = Connector()
+
+
+def default_connector() -> Connector:
+    """The process-wide connector that transports use unless given one of their own."""
+    return _default
