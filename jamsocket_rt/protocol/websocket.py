@@ -187,8 +187,8 @@ Message = str | bytes | Ping | Pong | Close
 class FrameParser:
     """Turns the bytes a websocket client receives into messages, incrementally.
 
-    Feed it what arrives with :meth:`feed` and take messages with :meth:`next_message` until
-    it returns None; a reader that wants to stop (back-pressure) simply stops asking. Text
+    Feed it what arrives with :meth:`feed`, then take the messages with :meth:`read_messages`
+    (all that are complete) or :meth:`next_message` (one at a time, until None). Text
     messages come back as ``str``, binary ones as ``bytes``, whole (fragments are joined);
     control frames come back as :class:`Ping`, :class:`Pong` and :class:`Close` where they
     are, even between the fragments of a message. After a :class:`Close` nothing more is
@@ -215,15 +215,12 @@ class FrameParser:
         "_need",
         "_pos",
         "_rest",
-        "_small",
     )
 
     def __init__(self, max_payload: int) -> None:
         if max_payload < 0:
             raise ValueError("max_payload must not be negative")
         self._max_payload = max_payload
-        # The largest unfragmented text frame that takes the short path of next_message().
-        self._small = min(125, max_payload)
         # Unread bytes: ``_buf[_pos:]``, or ``_rest`` (an incomplete frame, to be read once it
         # holds ``_need`` bytes) when that is set.
         self._buf = b""
@@ -259,6 +256,65 @@ class FrameParser:
             self._buf = data
             self._pos = 0
 
+    def read_messages(self) -> list[Message]:
+        """Every complete message and control frame now available, in order.
+
+        Returns the same messages as calling :meth:`next_message` until it returns None, but
+        reads whole text frames (the usual message) on a shorter path, with no call per
+        message. If a frame is invalid after some valid ones, those are returned and the error
+        is raised by the next call.
+
+        Returns:
+            The messages (an empty list until more bytes arrive).
+
+        Raises:
+            ProtocolError: as :meth:`next_message`.
+        """
+        out: list[Message] = []
+        if self._rest is not None or self._error is not None:
+            message = self.next_message()  # (re)joins the kept bytes, or raises the error
+            if message is None:
+                return out
+            out.append(message)
+        append = out.append
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        plain = self._fragments is None
+        limit = self._max_payload
+        try:
+            while True:
+                # A whole text frame (7- or 16-bit length) outside a fragmented message.
+                if plain and end - pos >= 4 and buf[pos] == 0x81:
+                    length = buf[pos + 1]
+                    start = pos + 2
+                    if length == 126:
+                        (length,) = _UNPACK_LEN2(buf, start)
+                        start = pos + 4
+                    elif length > 126:  # a 64-bit length (or a masked frame): not here
+                        start = end
+                    stop = start + length
+                    if stop <= end and length <= limit:
+                        pos = stop
+                        append(buf[start:stop].decode())
+                        continue
+                # Anything else: the general path.
+                self._pos = pos
+                message = self.next_message()
+                if message is None:
+                    return out
+                append(message)
+                buf, pos = self._buf, self._pos
+                end = len(buf)
+                plain = self._fragments is None
+        except UnicodeDecodeError:
+            error = self._fail("a text message that is not UTF-8", CLOSE_INVALID_DATA)
+            if not out:
+                raise error from None
+        except ProtocolError:
+            if not out:
+                raise
+        return out
+
     def next_message(self) -> Message | None:
         """The next complete message or control frame, or None until more bytes arrive.
 
@@ -266,24 +322,6 @@ class FrameParser:
             ProtocolError: the bytes break RFC 6455 (``close_code`` 1002), a text message or a
                 close reason is not UTF-8 (1007), or a message is over ``max_payload`` (1009).
         """
-        buf = self._buf
-        pos = self._pos
-        if len(buf) - pos >= 2:
-            # The usual: a whole, short text frame that is not part of a fragmented message.
-            length = buf[pos + 1]
-            if buf[pos] == 0x81 and length <= self._small and self._fragments is None:
-                stop = pos + 2 + length
-                if stop <= len(buf):
-                    self._pos = stop
-                    try:
-                        return buf[pos + 2 : stop].decode()
-                    except UnicodeDecodeError:
-                        raise self._fail(
-                            "a text message that is not UTF-8", CLOSE_INVALID_DATA
-                        ) from None
-        return self._next()
-
-    def _next(self) -> Message | None:
         if self._error is not None:
             raise self._error
         rest = self._rest

@@ -57,6 +57,7 @@ from ..protocol.websocket import (
     ClientHandshake,
     Close,
     FrameParser,
+    Message,
     Ping,
     close_payload,
     host_header,
@@ -114,6 +115,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
 
     __slots__ = (
         "_acks",
+        "_backlog",
         "_busy",
         "_close_sent",
         "_closed",
@@ -168,6 +170,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         self._upgrade: ClientHandshake | None = None
         self._upgraded = False
         self._reader: FrameParser | None = None
+        self._backlog: list[Message] | None = None  # read, not delivered: reading was paused
         self._paused = False  # pause_reading() was called
         self._halted = False  # nothing more is read: lost, closed or failed
         self._resume_handle: asyncio.Handle | None = None
@@ -352,35 +355,44 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         reader, proto = self._reader, self._proto
         assert reader is not None
         assert proto is not None
-        next_message = reader.next_message
         try:
             while not (self._paused or self._halted):
-                message = next_message()
-                if isinstance(message, str):
-                    events: list[Any] = proto.receive_text(message)
-                elif isinstance(message, bytes):
-                    events = proto.receive_bytes(message)
-                elif message is None:
-                    return
+                messages = self._backlog
+                if messages is not None:
+                    self._backlog = None
                 else:
-                    if isinstance(message, Ping):
-                        self._write([(OP_PONG, message.payload)])
-                    elif isinstance(message, Close):
-                        self._on_close_frame(message)
-                    continue
-                if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
-                    self._write(proto.data_to_send())
-                if events:
-                    event = events[0]
-                    if type(event) is Ack and len(events) == 1:  # the usual: an acknowledgement
-                        callback = self._acks.pop(event.id, None)
-                        if callback is not None:
-                            try:
-                                callback(event.args)
-                            except Exception as exc:  # noqa: BLE001 (to the loop's handler)
-                                self._report_error(exc, "an acknowledgement callback")
+                    messages = reader.read_messages()
+                    if not messages:
+                        return
+                unread = iter(messages)
+                for message in unread:
+                    if isinstance(message, str):
+                        events: list[Any] = proto.receive_text(message)
+                    elif isinstance(message, bytes):
+                        events = proto.receive_bytes(message)
                     else:
-                        self._dispatch(events)
+                        events = []
+                        if isinstance(message, Ping):
+                            self._write([(OP_PONG, message.payload)])
+                        elif isinstance(message, Close):
+                            self._on_close_frame(message)
+                    if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
+                        self._write(proto.data_to_send())
+                    if events:
+                        event = events[0]
+                        if type(event) is Ack and len(events) == 1:  # the usual: an ack
+                            callback = self._acks.pop(event.id, None)
+                            if callback is not None:
+                                try:
+                                    callback(event.args)
+                                except Exception as exc:  # noqa: BLE001 (to the loop's handler)
+                                    self._report_error(exc, "an acknowledgement callback")
+                        else:
+                            self._dispatch(events)
+                    if self._paused or self._halted:
+                        if not self._halted:  # paused: the rest waits for resume_reading()
+                            self._backlog = list(unread) or None
+                        return
         except ProtocolError as exc:
             self._protocol_failed(exc)
         except Exception as exc:  # noqa: BLE001
@@ -617,7 +629,9 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         self._proto.last_seen = self._loop.time()
         self._arm_liveness()
         reader = self._reader
-        if reader is not None and reader.buffered and self._resume_handle is None:
+        if (self._backlog or (reader is not None and reader.buffered)) and (
+            self._resume_handle is None
+        ):
             # What arrived before the pause goes first (before anything read from now on).
             self._resume_handle = self._loop.call_soon(self._read_kept)
 
@@ -710,7 +724,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._resume_handle = None
         self._pending.clear()
         self._pending_size = 0
-        self._reader = None
+        self._reader = self._backlog = None
         self._drop()  # a no-op once the server has ended the connection
 
 
