@@ -187,8 +187,8 @@ Message = str | bytes | Ping | Pong | Close
 class FrameParser:
     """Turns the bytes a websocket client receives into messages, incrementally.
 
-    Feed it what arrives with :meth:`feed`, then take the messages with :meth:`read_messages`
-    (all that are complete) or :meth:`next_message` (one at a time, until None). Text
+    Hand it what arrives with :meth:`receive`, which returns the messages that are complete;
+    or, one message at a time, :meth:`feed` it and call :meth:`next_message` until None. Text
     messages come back as ``str``, binary ones as ``bytes``, whole (fragments are joined);
     control frames come back as :class:`Ping`, :class:`Pong` and :class:`Close` where they
     are, even between the fragments of a message. After a :class:`Close` nothing more is
@@ -200,6 +200,9 @@ class FrameParser:
     Args:
         max_payload: the largest message accepted, in bytes (fragments counted together).
 
+    Attributes:
+        error: the ProtocolError found after messages that :meth:`receive` returned, or None.
+
     Raises:
         ValueError: ``max_payload`` is negative.
     """
@@ -207,7 +210,6 @@ class FrameParser:
     __slots__ = (
         "_buf",
         "_done",
-        "_error",
         "_fragments",
         "_fragments_opcode",
         "_fragments_size",
@@ -215,6 +217,7 @@ class FrameParser:
         "_need",
         "_pos",
         "_rest",
+        "error",
     )
 
     def __init__(self, max_payload: int) -> None:
@@ -231,7 +234,7 @@ class FrameParser:
         self._fragments_size = 0
         self._fragments_opcode = 0
         self._done = False  # a Close was read, or an error raised: nothing more is read
-        self._error: ProtocolError | None = None
+        self.error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -256,28 +259,32 @@ class FrameParser:
             self._buf = data
             self._pos = 0
 
-    def read_messages(self) -> list[Message]:
-        """Every complete message and control frame now available, in order.
+    def receive(self, data: bytes) -> list[Message]:
+        """Adds received bytes and returns every message and control frame now complete.
 
-        Returns the same messages as calling :meth:`next_message` until it returns None, but
-        reads whole text frames (the usual message) on a shorter path, with no call per
-        message. If a frame is invalid after some valid ones, those are returned and the error
-        is raised by the next call.
+        Returns what :meth:`feed` followed by :meth:`next_message` (until None) would, but
+        reads whole text frames (the usual message) on a shorter path with no call per message,
+        and costs one call per chunk. If a frame is invalid after valid ones, those are
+        returned and the error is kept in :attr:`error` (and raised by the next call).
+
+        Args:
+            data: the bytes, in any chunking.
 
         Returns:
-            The messages (an empty list until more bytes arrive).
+            The messages, in order (often one, possibly none).
 
         Raises:
-            ProtocolError: as :meth:`next_message`.
+            ProtocolError: the first frame not returned yet is invalid (see
+                :meth:`next_message`).
         """
+        if type(data) is bytes and self._rest is None and self._pos == len(self._buf):
+            buf = self._buf = data  # the usual: nothing kept from before
+            pos = 0
+        else:
+            self.feed(data)
+            buf, pos = self._buf, self._pos
         out: list[Message] = []
-        if self._rest is not None or self._error is not None:
-            message = self.next_message()  # (re)joins the kept bytes, or raises the error
-            if message is None:
-                return out
-            out.append(message)
         append = out.append
-        buf, pos = self._buf, self._pos
         end = len(buf)
         plain = self._fragments is None
         limit = self._max_payload
@@ -297,8 +304,10 @@ class FrameParser:
                         pos = stop
                         append(buf[start:stop].decode())
                         continue
-                # Anything else: the general path.
                 self._pos = pos
+                if pos == end and self._rest is None:  # all read (the usual end)
+                    return out
+                # Anything else: the general path.
                 message = self.next_message()
                 if message is None:
                     return out
@@ -322,8 +331,8 @@ class FrameParser:
             ProtocolError: the bytes break RFC 6455 (``close_code`` 1002), a text message or a
                 close reason is not UTF-8 (1007), or a message is over ``max_payload`` (1009).
         """
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         rest = self._rest
         if rest is not None:
             if len(rest) < self._need:
@@ -444,20 +453,25 @@ class FrameParser:
                 reason = payload[2:].decode()
             except UnicodeDecodeError:
                 raise self._fail("a close reason that is not UTF-8", CLOSE_INVALID_DATA) from None
-        self._done = True
-        self._buf = b""
-        self._pos = 0
-        self._rest = self._fragments = None
+        self._stop()
         return Close(code, reason)
 
     def _fail(self, problem: str, close_code: int = CLOSE_PROTOCOL_ERROR) -> ProtocolError:
         """Records the error (raised again by later reads) and lets go of the buffer."""
-        error = self._error = ProtocolError(problem, close_code)
+        error = self.error = ProtocolError(problem, close_code)
+        self._stop()
+        return error
+
+    def _stop(self) -> None:
+        """Reads nothing more, and lets go of the buffer."""
         self._done = True
         self._buf = b""
         self._pos = 0
-        self._rest = self._fragments = None
-        return error
+        self._fragments = None
+        # An incomplete frame that never completes: receive() always takes its general path,
+        # which raises the error or returns nothing.
+        self._rest = bytearray()
+        self._need = 1
 
 
 # --------------------------------------------------------------------------- the upgrade

@@ -318,7 +318,18 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._upgraded:
-            self._receive(data)
+            reader = self._reader
+            if reader is None or self._halted:
+                return
+            try:
+                messages = reader.receive(data)
+            except ProtocolError as exc:
+                self._protocol_failed(exc)
+                return
+            if self._paused:  # (what was on its way when reading paused waits too)
+                self._backlog = [*(self._backlog or ()), *messages]
+            elif messages:
+                self._read(messages)
             return
         upgrade = self._upgrade
         if upgrade is None or self._halted:
@@ -332,7 +343,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._upgrade = None
             self._upgraded = True
             if tail:
-                self._receive(tail)
+                self.data_received(tail)
 
     def _handshake_error(self, error: BaseException) -> None:
         self._start_close(CLOSE_NORMAL)  # (only once the websocket is open)
@@ -342,57 +353,45 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
 
     # ----------------------------------------------------------------------- reading
 
-    def _receive(self, data: bytes) -> None:
-        reader = self._reader
-        if reader is not None and not self._halted:
-            reader.feed(data)
-            if not self._paused:
-                self._read()
-
-    def _read(self) -> None:
-        """Delivers what the reader holds until it needs more bytes, reading is paused, or the
-        connection fails (a malformed message of any kind fails it with a ProtocolError)."""
-        reader, proto = self._reader, self._proto
-        assert reader is not None
+    def _read(self, messages: list[Message]) -> None:
+        """Delivers ``messages`` until reading is paused (the rest waits for resume_reading())
+        or the connection fails; a malformed message of any kind fails it with a
+        ProtocolError, as does an invalid frame the reader found after them."""
+        proto = self._proto
         assert proto is not None
+        unread = iter(messages)
         try:
-            while not (self._paused or self._halted):
-                messages = self._backlog
-                if messages is not None:
-                    self._backlog = None
+            for message in unread:
+                if isinstance(message, str):
+                    events: list[Any] = proto.receive_text(message)
+                elif isinstance(message, bytes):
+                    events = proto.receive_bytes(message)
                 else:
-                    messages = reader.read_messages()
-                    if not messages:
-                        return
-                unread = iter(messages)
-                for message in unread:
-                    if isinstance(message, str):
-                        events: list[Any] = proto.receive_text(message)
-                    elif isinstance(message, bytes):
-                        events = proto.receive_bytes(message)
+                    events = []
+                    if isinstance(message, Ping):
+                        self._write([(OP_PONG, message.payload)])
+                    elif isinstance(message, Close):
+                        self._on_close_frame(message)
+                if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
+                    self._write(proto.data_to_send())
+                if events:
+                    event = events[0]
+                    if type(event) is Ack and len(events) == 1:  # the usual: an acknowledgement
+                        callback = self._acks.pop(event.id, None)
+                        if callback is not None:
+                            try:
+                                callback(event.args)
+                            except Exception as exc:  # noqa: BLE001 (to the loop's handler)
+                                self._report_error(exc, "an acknowledgement callback")
                     else:
-                        events = []
-                        if isinstance(message, Ping):
-                            self._write([(OP_PONG, message.payload)])
-                        elif isinstance(message, Close):
-                            self._on_close_frame(message)
-                    if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
-                        self._write(proto.data_to_send())
-                    if events:
-                        event = events[0]
-                        if type(event) is Ack and len(events) == 1:  # the usual: an ack
-                            callback = self._acks.pop(event.id, None)
-                            if callback is not None:
-                                try:
-                                    callback(event.args)
-                                except Exception as exc:  # noqa: BLE001 (to the loop's handler)
-                                    self._report_error(exc, "an acknowledgement callback")
-                        else:
-                            self._dispatch(events)
-                    if self._paused or self._halted:
-                        if not self._halted:  # paused: the rest waits for resume_reading()
-                            self._backlog = list(unread) or None
-                        return
+                        self._dispatch(events)
+                if self._paused or self._halted:
+                    if not self._halted:
+                        self._backlog = list(unread)
+                    return
+            reader = self._reader
+            if reader is not None and reader.error is not None:
+                raise reader.error
         except ProtocolError as exc:
             self._protocol_failed(exc)
         except Exception as exc:  # noqa: BLE001
@@ -628,17 +627,16 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._tx.resume_reading()
         self._proto.last_seen = self._loop.time()
         self._arm_liveness()
-        reader = self._reader
-        if (self._backlog or (reader is not None and reader.buffered)) and (
-            self._resume_handle is None
-        ):
+        if self._backlog is not None and self._resume_handle is None:
             # What arrived before the pause goes first (before anything read from now on).
             self._resume_handle = self._loop.call_soon(self._read_kept)
 
     def _read_kept(self) -> None:
         self._resume_handle = None
-        if not (self._paused or self._halted) and self._reader is not None:
-            self._read()
+        backlog = self._backlog
+        if backlog is not None and not (self._paused or self._halted):
+            self._backlog = None
+            self._read(backlog)
 
     # ----------------------------------------------------------------------- closing
 
