@@ -682,8 +682,9 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
     async def close(self) -> None:
         """Disconnect politely and release everything; idempotent. Pending acks never fire.
 
-        Sends the Socket.IO DISCONNECT and a websocket close frame, then waits at most
-        :data:`CLOSE_TIMEOUT` seconds for the server to end the connection.
+        Connected, it sends the Socket.IO DISCONNECT and a websocket close frame, then waits at
+        most :data:`CLOSE_TIMEOUT` seconds for the server to end the connection. After a loss
+        it drops what is left at once (a close handshake still under way included).
         """
         phase = self._phase
         if phase is _CLOSED:
@@ -698,16 +699,15 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
                 ConnectionError(f"the connection to {self._where} was closed while connecting")
             )
             return
-        tx = self._tx
+        tx, closed = self._tx, self._closed
         if phase is _CONNECTED and tx is not None and not tx.is_closing():
             assert self._proto is not None
             self._write(self._proto.send_disconnect())
             self._start_close(CLOSE_NORMAL)
-        closed = self._closed
-        if self._linger is not None and closed is not None and not closed.done():
-            # The server answers the close frame and ends the connection (RFC 6455: the
-            # server closes the TCP connection first).
-            await asyncio.wait([closed], timeout=CLOSE_TIMEOUT)
+            if closed is not None and not closed.done():
+                # The server answers the close frame and ends the connection (RFC 6455: the
+                # server closes the TCP connection first).
+                await asyncio.wait([closed], timeout=CLOSE_TIMEOUT)
         self._stop_linger()
         self._release()
 
