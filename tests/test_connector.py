@@ -17,7 +17,7 @@ import pytest
 from transport_peers import TOKEN_PATH, Recorder, python_peer
 
 from jamsocket_rt.transport.base import ConnectTarget
-from jamsocket_rt.transport.connector import AddrInfo, Connector, DnsCache, default_connector
+from jamsocket_rt.transport.connector import AddrInfo, Connector, default_connector
 from jamsocket_rt.transport.websocket import WebSocketTransport
 
 
@@ -136,24 +136,24 @@ async def test_names_are_kept_for_the_ttl(lookups: Lookups) -> None:
     assert len(lookups.hosts) == 4
 
 
-def test_the_dns_cache_expires_and_sweeps() -> None:
+async def test_the_dns_cache_expires_and_sweeps(lookups: Lookups) -> None:
     now = [100.0]
-    cache = DnsCache(ttl=10.0, clock=lambda: now[0])
-    address: list[AddrInfo] = [(socket.AF_INET, socket.SOCK_STREAM, 6, ("10.0.0.1", 80))]
-    cache.put("a", 80, address)
+    connector = Connector(dns_ttl=10.0, clock=lambda: now[0])
+    cache = connector.dns
+    await connector.resolve("localhost", 8004)
     now[0] = 109.9
-    assert cache.get("a", 80) == address
-    assert cache.get("a", 81) is None
-    now[0] = 110.0
-    assert cache.get("a", 80) is None
-    for index in range(300):  # a sweep drops what expired, never what is fresh
-        cache.put(f"host{index}", 80, address)
-    assert len(cache) == 300
+    await connector.resolve("localhost", 8004)
+    assert lookups.hosts == ["localhost"]
+    now[0] = 110.0  # expired
+    await connector.resolve("localhost", 8004)
+    assert lookups.hosts == ["localhost"] * 2
+    for port in range(300):  # a sweep drops what expired, never what is fresh
+        await connector.resolve("localhost", 9000 + port)
+    assert len(cache) == 301
     now[0] = 200.0
-    cache.put("fresh", 80, address)
-    assert len(cache) == 1
-    cache.clear()
-    assert len(cache) == 0
+    await connector.resolve("localhost", 8005)
+    assert list(cache) == [("localhost", 8005)]
+    assert connector.dns is cache  # swept in place: whoever holds it sees the same cache
 
 
 # --------------------------------------------------------------------------- TLS contexts
@@ -207,9 +207,8 @@ async def test_connect_tries_the_addresses_in_order(lookups: Lookups) -> None:
     refused = closed_port()
     async with listening() as port:
         # A name whose first address refuses: as a cached answer of the resolver would be.
-        connector.dns.put(
-            "twice.test",
-            port,
+        connector.dns["twice.test", port] = (
+            float("inf"),
             [
                 (socket.AF_INET, socket.SOCK_STREAM, 6, ("127.0.0.1", refused)),
                 (socket.AF_INET, socket.SOCK_STREAM, 6, ("127.0.0.1", port)),
@@ -219,9 +218,8 @@ async def test_connect_tries_the_addresses_in_order(lookups: Lookups) -> None:
         transport = await connector.connect(protocol, "twice.test", port)
         assert transport.get_extra_info("peername")[1] == port
         transport.close()
-        connector.dns.put(
-            "nowhere.test",
-            port,
+        connector.dns["nowhere.test", port] = (
+            float("inf"),
             [(socket.AF_INET, socket.SOCK_STREAM, 6, ("127.0.0.1", refused))] * 2,
         )
         with pytest.raises(OSError, match=";"):  # what each address answered
@@ -232,7 +230,7 @@ async def test_connect_tries_the_addresses_in_order(lookups: Lookups) -> None:
 async def test_a_transport_uses_its_own_connector(lookups: Lookups) -> None:
     with python_peer() as origin:
         port = int(origin.rsplit(":", 1)[1])
-        before = default_connector().dns.get("localhost", port)
+        before = default_connector().dns.get(("localhost", port))
         connector = Connector()
         transports = [WebSocketTransport(connector=connector) for _ in range(3)]
         target = ConnectTarget(
@@ -242,8 +240,8 @@ async def test_a_transport_uses_its_own_connector(lookups: Lookups) -> None:
         try:
             assert all(t.connected for t in transports)
             assert lookups.hosts == ["localhost"]
-            assert connector.dns.get("localhost", port) is not None
-            assert default_connector().dns.get("localhost", port) == before
+            assert ("localhost", port) in connector.dns
+            assert default_connector().dns.get(("localhost", port)) == before
         finally:
             for transport in transports:
                 await transport.close()

@@ -45,7 +45,7 @@ from jamsocket_rt.protocol.websocket import (
     encode_frame,
     is_valid_close_code,
 )
-from jamsocket_rt.transport import websocket as ws_module
+from jamsocket_rt.transport import connector as connector_module
 from jamsocket_rt.transport.base import ConnectTarget
 from jamsocket_rt.transport.websocket import WebSocketTransport
 
@@ -686,7 +686,7 @@ async def test_after_answering_a_close_the_client_waits_for_the_server_to_end_tc
 async def test_a_server_that_never_ends_tcp_is_dropped_after_a_bounded_wait(
     failure: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ws_module, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(connector_module, "CLOSE_TIMEOUT", 0.05)
     frames = Frames()
     gone = asyncio.Event()
 

@@ -1,31 +1,19 @@
 """The fast default transport: Engine.IO v4 / Socket.IO v5 over a websocket of its own.
 
 The rules live elsewhere, sans I/O: Socket.IO and Engine.IO in
-:class:`~jamsocket_rt.protocol.socketio.ClientProtocol`, the websocket (upgrade, framing,
-close codes) in :mod:`jamsocket_rt.protocol.websocket`; opening TCP and TLS connections, with
-the DNS and TLS caches that connections share, is a
-:class:`~jamsocket_rt.transport.connector.Connector`'s. This module moves bytes between them
-and the network.
+:class:`~jamsocket_rt.protocol.socketio.ClientProtocol`, the websocket's in
+:mod:`jamsocket_rt.protocol.websocket`. The websocket connection itself (opening it through a
+:class:`~.connector.Connector` that shares DNS answers and TLS contexts, reading, batched
+writing, the close handshake) is :class:`~.connector.WebSocketConnection`'s; this module puts
+Socket.IO on it: what the messages mean, the liveness check, the contract of
+:class:`~.base.Transport`.
 
-Reading: the transport is its connection's asyncio protocol. What arrives is parsed and
-delivered in the same callback (``data_received``), with no reader task, no queue and no future
-per message, so a connection is one object, one asyncio transport and one liveness timer,
-re-armed once per ping window.
-
-Writing: :meth:`WebSocketTransport.emit` must not await. Frames are masked and framed at once
-and handed to the asyncio transport directly. A write on a quiet connection goes out at once
-(no added latency); writes that follow it in the same event-loop iteration, and every write
-while the connection is busy (the previous iteration wrote more than one batch), are joined and
-written once by a ``call_soon`` callback at the end of the iteration: pipelined sends cost one
-syscall per iteration, not one per frame, and reach the server in one piece. Back-pressure uses
-the asyncio transport's own flow control, with :meth:`drain`'s high and low water marks as its
-limits.
-
-Closing follows RFC 6455 section 7: one close frame is sent (1000 from :meth:`close` or after
-the server's Socket.IO goodbye, the :class:`ProtocolError`'s code when the server broke the
-protocol, the server's own code when it closed first), and the server, which ends the TCP
-connection first, gets :data:`CLOSE_TIMEOUT` seconds to do so before the connection is dropped.
-A connection that stopped answering (no ping in time) is dropped at once.
+A connection is one object, its own asyncio protocol: messages are delivered in the callback
+that read them, with no reader task, no queue and no future per message, and one liveness timer
+is re-armed once per ping window. It closes with a websocket close frame of 1000 from
+:meth:`~WebSocketTransport.close` or after the server's Socket.IO goodbye, of the
+:class:`ProtocolError`'s code when the server broke the protocol, or of the server's own code
+when it closed first; a connection that stopped answering (no ping in time) is dropped at once.
 """
 
 from __future__ import annotations
@@ -34,9 +22,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
-
-from yarl import URL
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.engineio import ProtocolError, excerpt
 from ..protocol.socketio import (
@@ -46,30 +32,24 @@ from ..protocol.socketio import (
     ConnectError,
     Disconnected,
     Event,
-    Frame,
     JsonCodec,
 )
 from ..protocol.websocket import (
     CLOSE_NORMAL,
     CLOSE_PROTOCOL_ERROR,
-    OP_CLOSE,
     OP_PONG,
-    ClientHandshake,
     Close,
     FrameParser,
     Message,
     Ping,
-    close_payload,
-    host_header,
     is_valid_close_code,
 )
 from ..protocol.websocket import MAX_RESPONSE_HEAD as MAX_RESPONSE_HEAD
-from ..protocol.websocket import encode_frame as _frame
 from ._common import CLOSED as _CLOSED
 from ._common import CONNECTED as _CONNECTED
 from ._common import CONNECTING as _CONNECTING
-from ._common import TransportCore, host_of, once_responder, redact, socketio_path
-from ._timers import Deadline, coarse_timers
+from ._common import host_of, once_responder, redact
+from ._timers import coarse_timers
 from .base import (
     AckCallback,
     AckResponder,
@@ -78,17 +58,15 @@ from .base import (
     Transport,
     TransportListener,
 )
+from .connector import CLOSE_TIMEOUT as CLOSE_TIMEOUT
 from .connector import DNS_TTL as DNS_TTL
-from .connector import Connector, default_connector
+from .connector import Connector, WebSocketConnection, default_connector
 
 __all__ = ["WebSocketTransport"]
 
 #: Default write-buffer water marks of :meth:`WebSocketTransport.drain`, in bytes.
 WRITE_HIGH_WATER = 64 * 1024
 WRITE_LOW_WATER = 16 * 1024
-
-#: How long the server gets to end the TCP connection once a close frame was sent.
-CLOSE_TIMEOUT = 2.0
 
 #: The default connector's DNS cache (under its name of old: ``_resolved.clear()`` forgets).
 _resolved = default_connector().dns
@@ -99,7 +77,7 @@ def _cancel_on_timeout(task: asyncio.Task[Any], expired: list[bool]) -> None:
     task.cancel()
 
 
-class WebSocketTransport(TransportCore, asyncio.Protocol):
+class WebSocketTransport(WebSocketConnection):
     """One Socket.IO connection over a websocket of its own (see the module docstring).
 
     Args:
@@ -113,35 +91,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         ValueError: the water marks are not ``0 <= write_low_water <= write_high_water``.
     """
 
-    __slots__ = (
-        "_acks",
-        "_backlog",
-        "_busy",
-        "_close_sent",
-        "_closed",
-        "_connector",
-        "_drain_waiter",
-        "_early_loss",
-        "_flush_handle",
-        "_halted",
-        "_handshake",
-        "_high",
-        "_json",
-        "_linger",
-        "_low",
-        "_paused",
-        "_pending",
-        "_pending_size",
-        "_proto",
-        "_reader",
-        "_resume_handle",
-        "_timer",
-        "_tx",
-        "_upgrade",
-        "_upgraded",
-        "_where",
-        "_writing_paused",
-    )
+    __slots__ = ("_acks", "_early_loss", "_handshake", "_json", "_proto", "_timer")
 
     def __init__(
         self,
@@ -151,39 +101,15 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         write_low_water: int = WRITE_LOW_WATER,
         connector: Connector | None = None,
     ) -> None:
-        if not 0 <= write_low_water <= write_high_water:
-            raise ValueError("need 0 <= write_low_water <= write_high_water")
-        super().__init__()
+        super().__init__(
+            write_high_water=write_high_water, write_low_water=write_low_water, connector=connector
+        )
         self._json = json
-        self._high = write_high_water
-        self._low = write_low_water
-        self._connector = connector or default_connector()
         self._proto: ClientProtocol | None = None
-        self._tx: asyncio.Transport | None = None
         self._acks: dict[int, AckCallback] = {}
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._busy = False
-        self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # Reading: the upgrade's answer, then websocket frames.
-        self._upgrade: ClientHandshake | None = None
-        self._upgraded = False
-        self._reader: FrameParser | None = None
-        self._backlog: list[Message] | None = None  # read, not delivered: reading was paused
-        self._paused = False  # pause_reading() was called
-        self._halted = False  # nothing more is read: lost, closed or failed
-        self._resume_handle: asyncio.Handle | None = None
-        # Writing
-        self._writing_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        # Lifecycle
-        self._where = ""
         self._handshake: asyncio.Future[None] | None = None
-        self._close_sent = False
-        self._linger: Deadline | None = None  # drops the line if the server does not end it
         self._early_loss: BaseException | None = None
-        self._closed: asyncio.Future[None] | None = None  # set once the line is gone
 
     # ----------------------------------------------------------------------- connect
 
@@ -247,27 +173,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._arm_liveness()
 
     async def _open(self, target: ConnectTarget) -> None:
-        url = URL(target.origin)
-        secure = url.scheme in ("https", "wss")
-        host = url.host or ""
-        port = url.port or (443 if secure else 80)
-        resource = URL.build(path=socketio_path(target), query_string="EIO=4&transport=websocket")
-        upgrade = self._upgrade = ClientHandshake(
-            host=host_header(url.raw_host or "", url.explicit_port),
-            resource=resource.raw_path_qs,
-            where=self._where,
-            headers=target.headers,
-        )
-        connector = self._connector
-        try:
-            await connector.connect(
-                self, host, port, ssl=connector.ssl_context(target.ssl) if secure else None
-            )
-        except OSError as exc:  # refused, unreachable, unknown host, TLS failures
-            detail = redact(f"{type(exc).__name__}: {exc}", target)
-            raise ConnectionError(f"cannot connect to {self._where}: {detail}") from None
-        assert self._tx is not None
-        self._tx.write(upgrade.request)
+        await self._open_line(target)
         assert self._handshake is not None
         await self._handshake
 
@@ -277,11 +183,6 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             handshake.set_exception(error)
 
     # ----------------------------------------------------------------------- asyncio protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (uvloop's transports implement asyncio.Transport without deriving from it)
-        tx = self._tx = cast(asyncio.Transport, transport)
-        tx.set_write_buffer_limits(high=self._high, low=self._low)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_linger()
@@ -297,53 +198,6 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             ),
             ConnectionError(f"{self._where} closed the connection during the handshake"),
         )
-
-    def eof_received(self) -> bool | None:
-        return None  # close our side too: connection_lost follows
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._wake_drainers(None)
-
-    def _wake_drainers(self, error: BaseException | None) -> None:
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
-
-    def data_received(self, data: bytes) -> None:
-        if self._upgraded:
-            reader = self._reader
-            if reader is None or self._halted:
-                return
-            try:
-                messages = reader.receive(data)
-            except ProtocolError as exc:
-                self._protocol_failed(exc)
-                return
-            if self._paused:  # (what was on its way when reading paused waits too)
-                self._backlog = [*(self._backlog or ()), *messages]
-            elif messages:
-                self._read(messages)
-            return
-        upgrade = self._upgrade
-        if upgrade is None or self._halted:
-            return
-        try:  # the answer to the upgrade request: a response head, perhaps frames after it
-            tail = upgrade.receive_data(data)
-        except Exception as exc:  # noqa: BLE001 (handed to connect())
-            self._handshake_error(exc)
-            return
-        if tail is not None:
-            self._upgrade = None
-            self._upgraded = True
-            if tail:
-                self.data_received(tail)
 
     def _handshake_error(self, error: BaseException) -> None:
         self._start_close(CLOSE_NORMAL)  # (only once the websocket is open)
@@ -508,55 +362,6 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._acks[ack_id] = on_ack
         self._write(frames)
 
-    def _write(self, frames: list[Frame]) -> None:
-        if self._flush_handle is not None or self._busy:
-            # Join the batch that _flush writes at the end of this loop iteration: pipelined
-            # sends cost one syscall per iteration, not one per frame.
-            pending = self._pending
-            for opcode, payload in frames:
-                frame = _frame(opcode, payload)
-                pending.append(frame)
-                self._pending_size += len(frame)
-            if self._flush_handle is None:
-                assert self._loop is not None
-                self._flush_handle = self._loop.call_soon(self._flush)
-            return
-        # The first write after a quiet iteration goes out at once: a lone send pays no
-        # extra latency.
-        tx, loop = self._tx, self._loop
-        assert tx is not None
-        assert loop is not None
-        if not tx.is_closing():  # else connection_lost reports the loss
-            if len(frames) == 1:
-                tx.write(_frame(*frames[0]))
-            else:
-                tx.write(b"".join([_frame(opcode, payload) for opcode, payload in frames]))
-        self._flush_handle = loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        pending = self._pending
-        # Busy: more was written in this iteration than its first frame. The next iteration's
-        # writes then all wait for its end too, so that a stream of pipelined sends goes out
-        # in one write per iteration instead of a lone frame followed by the rest.
-        self._busy = bool(pending)
-        if pending:
-            self._pending = []
-            self._pending_size = 0
-            tx = self._tx
-            if tx is not None and not tx.is_closing():
-                tx.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def _flush_now(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush()
-
-    def _write_now(self, frames: list[Frame]) -> None:
-        if frames:
-            self._write(frames)
-            self._flush_now()
-
     async def drain(self) -> None:
         """Wait while the outgoing buffer is above its high-water mark (back-pressure).
 
@@ -631,13 +436,6 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             # What arrived before the pause goes first (before anything read from now on).
             self._resume_handle = self._loop.call_soon(self._read_kept)
 
-    def _read_kept(self) -> None:
-        self._resume_handle = None
-        backlog = self._backlog
-        if backlog is not None and not (self._paused or self._halted):
-            self._backlog = None
-            self._read(backlog)
-
     # ----------------------------------------------------------------------- closing
 
     def _on_lost(self) -> None:
@@ -649,35 +447,6 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-    def _start_close(self, code: int | None) -> None:
-        """Sends the close frame (once, and only on an open websocket), stops reading, and
-        gives the server :data:`CLOSE_TIMEOUT` seconds to end the TCP connection, as RFC 6455
-        section 7.1.1 asks of clients."""
-        self._halted = True
-        tx, loop = self._tx, self._loop
-        if self._close_sent or not self._upgraded or tx is None or tx.is_closing():
-            return
-        assert loop is not None
-        self._close_sent = True
-        self._write_now([(OP_CLOSE, close_payload(code))])
-        self._linger = coarse_timers(loop).call_later(CLOSE_TIMEOUT, self._abort)
-
-    def _stop_linger(self) -> None:
-        linger, self._linger = self._linger, None
-        if linger is not None:
-            linger.cancel()
-
-    def _abort(self) -> None:
-        self._linger = None
-        if self._tx is not None:
-            self._tx.abort()
-
-    def _drop(self) -> None:
-        """Drops the connection now, unless a close frame was sent: then the server ends it,
-        or the linger timer drops it."""
-        if self._linger is None:
-            self._abort()
 
     async def close(self) -> None:
         """Disconnect politely and release everything; idempotent. Pending acks never fire.
@@ -699,31 +468,16 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
                 ConnectionError(f"the connection to {self._where} was closed while connecting")
             )
             return
-        tx, closed = self._tx, self._closed
+        tx = self._tx
         if phase is _CONNECTED and tx is not None and not tx.is_closing():
             assert self._proto is not None
             self._write(self._proto.send_disconnect())
             self._start_close(CLOSE_NORMAL)
-            if closed is not None and not closed.done():
-                # The server answers the close frame and ends the connection (RFC 6455: the
-                # server closes the TCP connection first).
-                await asyncio.wait([closed], timeout=CLOSE_TIMEOUT)
+            # The server answers the close frame and ends the connection (RFC 6455: the
+            # server closes the TCP connection first).
+            await self._await_server_close()
         self._stop_linger()
         self._release()
-
-    def _release(self) -> None:
-        """Lets go of the connection and everything queued; idempotent."""
-        self._halted = True
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self._resume_handle is not None:
-            self._resume_handle.cancel()
-            self._resume_handle = None
-        self._pending.clear()
-        self._pending_size = 0
-        self._reader = self._backlog = None
-        self._drop()  # a no-op once the server has ended the connection
 
 
 if TYPE_CHECKING:  # the contract is a Protocol: let the type checker hold us to it
