@@ -635,13 +635,22 @@ async def test_a_garbage_answer_to_the_upgrade_fails_the_connect(
         assert reported == []
 
 
-async def test_a_server_disconnect_is_answered_with_a_normal_close() -> None:
+@pytest.mark.parametrize("goodbye", ["41", "1"])  # Socket.IO DISCONNECT, Engine.IO CLOSE
+async def test_a_server_that_ended_the_session_gets_a_close_frame_and_the_client_goes(
+    goodbye: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server said goodbye: the client answers and ends TCP itself, without waiting for
+    # the server (python-engineio waits for the client to go).
+    monkeypatch.setattr(connector_module, "CLOSE_TIMEOUT", 60.0)
     closes = Frames()
+    gone = asyncio.Event()
 
     async def script(peer: ScriptedPeer) -> None:
         await peer.handshake()
-        peer.send(text("41"))
+        peer.send(text(goodbye))
         await closes.read(peer)
+        await until_gone(peer)
+        gone.set()
 
     async with scripted_ws_server(script) as origin:
         recorder = Recorder()
@@ -650,6 +659,7 @@ async def test_a_server_disconnect_is_answered_with_a_normal_close() -> None:
         try:
             assert isinstance(await recorder.wait_lost(), ConnectionAbortedError)
             assert await closes.wait() == [(0x8, (1000).to_bytes(2, "big"))]
+            await asyncio.wait_for(gone.wait(), 5)
         finally:
             await transport.close()
 

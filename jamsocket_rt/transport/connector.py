@@ -466,10 +466,16 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
 
     # ----------------------------------------------------------------------- closing
 
-    def _start_close(self, code: int | None) -> None:
-        """Sends the close frame (once, and only on an open websocket), stops reading, and
-        gives the server :data:`CLOSE_TIMEOUT` seconds to end the TCP connection, as RFC 6455
-        section 7.1.1 asks of clients."""
+    def _start_close(self, code: int | None, *, wait: bool = True) -> None:
+        """Sends the close frame (once, and only on an open websocket) and stops reading.
+
+        Args:
+            code: the close code (None: a close frame without one).
+            wait: give the server :data:`CLOSE_TIMEOUT` seconds to end the TCP connection, as
+                RFC 6455 section 7.1.1 asks of clients; else end it at once after the frame,
+                for a server that already ended the session (python-engineio, for one, then
+                waits for the client to go).
+        """
         self._halted = True
         tx, loop = self._tx, self._loop
         if self._close_sent or not self._upgraded or tx is None or tx.is_closing():
@@ -478,6 +484,8 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         self._close_sent = True
         self._write_now([(OP_CLOSE, close_payload(code))])
         self._linger = coarse_timers(loop).call_later(CLOSE_TIMEOUT, self._abort)
+        if not wait:
+            tx.close()  # after what is buffered; the linger timer bounds that too
 
     def _stop_linger(self) -> None:
         linger, self._linger = self._linger, None

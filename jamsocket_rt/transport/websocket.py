@@ -200,7 +200,7 @@ class WebSocketTransport(WebSocketConnection):
         )
 
     def _handshake_error(self, error: BaseException) -> None:
-        self._start_close(CLOSE_NORMAL)  # (only once the websocket is open)
+        self._start_close(CLOSE_NORMAL, wait=False)  # (only once the websocket is open)
         self._halted = True
         self._fail_handshake(error)
         self._drop()
@@ -309,7 +309,9 @@ class WebSocketTransport(WebSocketConnection):
         connect() raises ``while_connecting`` (default: ``error``); afterwards the loss is
         reported, once connect() has returned if it has not yet (after the events that came
         before the loss)."""
-        self._start_close(CLOSE_NORMAL)  # unless one was sent, or the line is gone
+        # The server ended the session, unless a close frame was sent already (or the line is
+        # gone): answer it and go.
+        self._start_close(CLOSE_NORMAL, wait=False)
         if self._phase is not _CONNECTING:
             # (a loss right after the accept, if any, says best what happened)
             if self._lose(self._early_loss or error):
