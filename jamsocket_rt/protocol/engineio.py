@@ -33,12 +33,34 @@ __all__ = [
     "parse_open",
 ]
 
+#: The longest ping interval or timeout an OPEN packet may announce, in milliseconds: the
+#: longest delay of a JavaScript timer (a Node server cannot wait longer).
+MAX_PING_MS = 2**31 - 1
+#: The largest maxPayload an OPEN packet may announce: JavaScript's largest exact integer.
+MAX_PAYLOAD_LIMIT = 2**53 - 1
+
 
 class ProtocolError(JamsocketError, ValueError):
-    """The peer sent something that is not valid Engine.IO v4 / Socket.IO v5.
+    """The peer sent something that is not valid Engine.IO v4 / Socket.IO v5 (or websocket).
 
     The message names the problem; it never contains more than a short excerpt of the data.
+
+    Args:
+        message: what is wrong.
+        close_code: the websocket close code to fail the connection with (RFC 6455 section
+            7.4.1): 1002, a protocol error (the default); 1007, data that does not fit its
+            type (text that is not UTF-8); 1009, a message too big to process.
+
+    Attributes:
+        close_code: as given.
     """
+
+    def __init__(self, message: str = "", close_code: int = 1002) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.close_code))
 
 
 class PacketType(IntEnum):
@@ -99,9 +121,11 @@ def parse_open(data: str, loads: Callable[[str], Any]) -> OpenInfo:
         The handshake values, durations converted to seconds.
 
     Raises:
-        ProtocolError: the data is not a JSON object with a string ``sid`` and non-negative
-            integer ``pingInterval`` and ``pingTimeout`` (``maxPayload``, when present, must be a
-            positive integer; it defaults to Engine.IO's 1,000,000).
+        ProtocolError: the data is not a JSON object with a string ``sid`` and integer
+            ``pingInterval`` and ``pingTimeout`` from 0 to :data:`MAX_PING_MS` (``maxPayload``,
+            when present, must be an integer from 1 to :data:`MAX_PAYLOAD_LIMIT`; it defaults
+            to Engine.IO's 1,000,000). Numbers are bounded so that no value from the wire
+            overflows a float or a timer further on.
     """
     try:
         info = loads(data)
@@ -112,11 +136,14 @@ def parse_open(data: str, loads: Callable[[str], Any]) -> OpenInfo:
     sid = info.get("sid")
     if not isinstance(sid, str) or not sid:
         raise ProtocolError("OPEN packet has no string sid")
-    interval = _non_negative_int(info, "pingInterval")
-    timeout = _non_negative_int(info, "pingTimeout")
+    interval = _bounded_int(info, "pingInterval", MAX_PING_MS)
+    timeout = _bounded_int(info, "pingTimeout", MAX_PING_MS)
     max_payload: Any = info.get("maxPayload", 1_000_000)
-    if not _is_int(max_payload) or max_payload <= 0:
-        raise ProtocolError(f"OPEN packet's maxPayload is not a positive integer: {max_payload!r}")
+    if not _is_int(max_payload) or not 0 < max_payload <= MAX_PAYLOAD_LIMIT:
+        raise ProtocolError(
+            f"OPEN packet's maxPayload is not an integer from 1 to {MAX_PAYLOAD_LIMIT}: "
+            f"{excerpt(repr(max_payload))}"
+        )
     upgrades = info.get("upgrades", [])
     if not isinstance(upgrades, list) or not all(isinstance(u, str) for u in upgrades):
         raise ProtocolError("OPEN packet's upgrades is not a list of strings")
@@ -128,8 +155,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _non_negative_int(info: dict[str, Any], key: str) -> int:
+def _bounded_int(info: dict[str, Any], key: str, limit: int) -> int:
     value: Any = info.get(key)
-    if not _is_int(value) or value < 0:
-        raise ProtocolError(f"OPEN packet's {key} is not a non-negative integer: {value!r}")
+    if not _is_int(value) or not 0 <= value <= limit:
+        raise ProtocolError(
+            f"OPEN packet's {key} is not an integer from 0 to {limit}: {excerpt(repr(value))}"
+        )
     return int(value)

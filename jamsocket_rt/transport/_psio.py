@@ -17,7 +17,7 @@ import aiohttp
 import engineio
 import socketio
 
-from .websocket import CLOSE_TIMEOUT
+from .connector import CLOSE_TIMEOUT
 
 #: How many Engine.IO packets one batch hands python-socketio (its server refuses more in one
 #: long-polling payload).

@@ -1,50 +1,31 @@
 """The fast default transport: Engine.IO v4 / Socket.IO v5 over a websocket of its own.
 
-All protocol rules live in :class:`~jamsocket_rt.protocol.socketio.ClientProtocol`; this module
-moves frames. It speaks the websocket itself (RFC 6455: the HTTP/1.1 upgrade, framing, masking,
-with aiohttp's compiled masking function) on a plain asyncio connection, and is that
-connection's asyncio protocol: what arrives is parsed and delivered in the same callback
-(``data_received``), with no reader task, no queue and no future per message. A connection is
-one object, one asyncio transport and one liveness timer, re-armed once per ping window.
-Compared with the same transport on aiohttp's ``ws_connect`` (measured with ``benchmarks/``,
-1,000 connections to the Node server): opening a connection takes about half the CPU time (about
-250 instead of 500 us) and a connection holds about half the memory; per message the two cost
-about the same, aiohttp's compiled frame reader against no reader task here.
+The rules live elsewhere, sans I/O: Socket.IO and Engine.IO in
+:class:`~jamsocket_rt.protocol.socketio.ClientProtocol`, the websocket's in
+:mod:`jamsocket_rt.protocol.websocket`. The websocket connection itself (opening it through a
+:class:`~.connector.Connector` that shares DNS answers and TLS contexts, reading, batched
+writing, the close handshake) is :class:`~.connector.WebSocketConnection`'s; this module puts
+Socket.IO on it: what the messages mean, the liveness check, the contract of
+:class:`~.base.Transport`.
 
-Writing: :meth:`WebSocketTransport.emit` must not await. Frames are masked and framed here and
-handed to the asyncio transport directly. A write on a quiet connection goes out at once (no
-added latency); writes that follow it in the same event-loop iteration, and every write while
-the connection is busy (the previous iteration wrote more than one batch), are joined and
-written once by a ``call_soon`` callback at the end of the iteration: pipelined sends cost one
-syscall per iteration, not one per frame, and reach the server in one piece. Back-pressure uses
-the asyncio transport's own flow control, with :meth:`drain`'s high and low water marks as its
-limits.
-
-Host names are resolved once per ten seconds and shared by every connection (a thousand
-sessions to one host resolve it once); TLS contexts are built once per process.
+A connection is one object, its own asyncio protocol: messages are delivered in the callback
+that read them, with no reader task, no queue and no future per message, and one liveness timer
+is re-armed once per ping window. It closes with a websocket close frame of 1000 from
+:meth:`~WebSocketTransport.close` or after the server's Socket.IO goodbye, of the
+:class:`ProtocolError`'s code when the server broke the protocol, or of the server's own code
+when it closed first; a connection that stopped answering (no ping in time) is dropped at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import ipaddress
-import os
-import random
-import socket
-import ssl as _ssl
-import struct
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from yarl import URL
-
-from .._errors import TokenExpired
-from ..protocol.engineio import ProtocolError
-from ..protocol.packets import Frame, JsonCodec
+from ..protocol.engineio import ProtocolError, excerpt
+from ..protocol.packets import JsonCodec
 from ..protocol.socketio import (
     Ack,
     ClientProtocol,
@@ -53,10 +34,21 @@ from ..protocol.socketio import (
     Disconnected,
     Event,
 )
+from ..protocol.websocket import (
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    OP_PONG,
+    Close,
+    FrameParser,
+    Message,
+    Ping,
+    is_valid_close_code,
+)
+from ..protocol.websocket import MAX_RESPONSE_HEAD as MAX_RESPONSE_HEAD
 from ._common import CLOSED as _CLOSED
 from ._common import CONNECTED as _CONNECTED
 from ._common import CONNECTING as _CONNECTING
-from ._common import TransportCore, host_of, once_responder, redact, socketio_path
+from ._common import host_of, once_responder, redact
 from ._timers import coarse_timers
 from .base import (
     AckCallback,
@@ -67,18 +59,9 @@ from .base import (
     Transport,
     TransportListener,
 )
-
-_mask_in_place: Callable[[bytes, bytearray], None]
-try:  # aiohttp >= 3.11 keeps its compiled (Cython) masking function here: 80x pure Python's
-    from aiohttp._websocket.helpers import websocket_mask as _compiled_mask
-
-    _mask_in_place = _compiled_mask
-except ImportError:  # pragma: no cover
-
-    def _mask_in_place(mask: bytes, data: bytearray) -> None:
-        for i in range(len(data)):
-            data[i] ^= mask[i & 3]
-
+from .connector import CLOSE_TIMEOUT as CLOSE_TIMEOUT
+from .connector import DNS_TTL as DNS_TTL
+from .connector import Connector, WebSocketConnection, default_connector
 
 __all__ = ["WebSocketTransport"]
 
@@ -86,147 +69,8 @@ __all__ = ["WebSocketTransport"]
 WRITE_HIGH_WATER = 64 * 1024
 WRITE_LOW_WATER = 16 * 1024
 
-#: How long close() waits for the server's websocket close frame before dropping the line.
-CLOSE_TIMEOUT = 2.0
-
-#: The longest HTTP response head accepted in answer to the upgrade request, in bytes.
-MAX_RESPONSE_HEAD = 64 * 1024
-
-#: How long a resolved host name is reused.
-DNS_TTL = 10.0
-
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_OP_CONTINUATION = 0x0
-_OP_TEXT = 0x1
-_OP_BINARY = 0x2
-_OP_CLOSE = 0x8
-_OP_PING = 0x9
-_OP_PONG = 0xA
-# Header and masking key in one pack: 7-bit, 16-bit and 64-bit payload lengths.
-_PACK_HEAD1 = struct.Struct("!BBI").pack
-_PACK_HEAD2 = struct.Struct("!BBHI").pack
-_PACK_HEAD3 = struct.Struct("!BBQI").pack
-_UNPACK_LEN2 = struct.Struct("!H").unpack_from
-_UNPACK_LEN3 = struct.Struct("!Q").unpack_from
-# RFC 6455 wants unpredictable masks against proxy cache poisoning, not secret ones; aiohttp
-# uses the same generator. A syscall per frame (os.urandom) would cost more than the framing.
-_random_mask = random.Random().getrandbits
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One masked, final client frame (RFC 6455 section 5.2)."""
-    length = len(payload)
-    if length < 126:
-        head = _PACK_HEAD1(0x80 | opcode, 0x80 | length, _random_mask(32))
-        mask = head[2:]
-    elif length < 65536:
-        head = _PACK_HEAD2(0x80 | opcode, 0xFE, length, _random_mask(32))
-        mask = head[4:]
-    else:
-        head = _PACK_HEAD3(0x80 | opcode, 0xFF, length, _random_mask(32))
-        mask = head[10:]
-    masked = bytearray(payload)
-    _mask_in_place(mask, masked)
-    return head + masked
-
-
-def _close_frame(code: int) -> bytes:
-    return _frame(_OP_CLOSE, code.to_bytes(2, "big"))
-
-
-# --------------------------------------------------------------------------- connecting
-
-_contexts: dict[bool, _ssl.SSLContext] = {}
-
-
-def _ssl_context(value: _ssl.SSLContext | bool | None) -> _ssl.SSLContext:
-    """The TLS context for ``ConnectTarget.ssl`` (built once per process: loading the CA
-    bundle takes milliseconds)."""
-    if isinstance(value, _ssl.SSLContext):
-        return value
-    verify = value is None or value is True
-    context = _contexts.get(verify)
-    if context is None:
-        context = _ssl.create_default_context()
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = _ssl.CERT_NONE
-        _contexts[verify] = context
-    return context
-
-
-AddrInfo = tuple[int, int, int, Any]  # family, type, proto, sockaddr
-
-_resolved: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
-_resolving: dict[tuple[int, str, int], asyncio.Future[list[AddrInfo]]] = {}
-
-
-async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[AddrInfo]:
-    """The addresses of ``host``: literals at once, names from a cache shared by every
-    connection (one lookup per host at a time, kept :data:`DNS_TTL` seconds)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        if ip.version == 4:
-            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port))]
-        return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port, 0, 0))]
-    now = time.monotonic()
-    cached = _resolved.get((host, port))
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    key = (id(loop), host, port)
-    pending = _resolving.get(key)
-    if pending is None:
-        pending = _resolving[key] = loop.create_future()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            found: list[AddrInfo] = [
-                (family, kind, proto, address) for family, kind, proto, _, address in infos
-            ]
-            if not found:
-                raise OSError(f"{host} has no address")
-            _resolved[(host, port)] = (time.monotonic() + DNS_TTL, found)
-            pending.set_result(found)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()  # retrieved: the waiters (if any) raise it themselves
-            raise
-        finally:
-            del _resolving[key]
-        return found
-    return await asyncio.shield(pending)
-
-
-async def _connect(
-    loop: asyncio.AbstractEventLoop,
-    protocol: asyncio.Protocol,
-    host: str,
-    port: int,
-    context: _ssl.SSLContext | None,
-) -> None:
-    """Connects ``protocol`` to the first address of ``host`` that answers (TLS when
-    ``context`` is given, verified against ``host``)."""
-    errors: list[OSError] = []
-    for family, _, _, address in await _addresses(loop, host, port):
-        try:
-            # An IP address: the loop connects without a lookup (uvloop in C, end to end).
-            await loop.create_connection(
-                lambda: protocol,
-                host=address[0],
-                port=address[1],
-                family=family,
-                ssl=context,
-                server_hostname=host if context is not None else None,
-            )
-        except OSError as exc:
-            errors.append(exc)
-            continue
-        return
-    if len(errors) == 1:
-        raise errors[0]
-    raise OSError("; ".join(str(error) for error in errors))
+#: The default connector's DNS cache (under its name of old: ``_resolved.clear()`` forgets).
+_resolved = default_connector().dns
 
 
 def _cancel_on_timeout(task: asyncio.Task[Any], expired: list[bool]) -> None:
@@ -234,119 +78,21 @@ def _cancel_on_timeout(task: asyncio.Task[Any], expired: list[bool]) -> None:
     task.cancel()
 
 
-def _upgrade_request(target: ConnectTarget, key: str) -> bytes:
-    url = URL(target.origin)
-    host = url.raw_host or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    if url.explicit_port:
-        host = f"{host}:{url.port}"
-    path = URL.build(path=socketio_path(target), query_string="EIO=4&transport=websocket")
-    lines = [
-        f"GET {path.raw_path_qs} HTTP/1.1",
-        f"Host: {host}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        "User-Agent: jamsocket_rt",
-    ]
-    reserved = {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version"}
-    for name, value in target.headers.items():
-        if any(c in name or c in value for c in "\r\n\0") or ":" in name:
-            raise ValueError(f"header {name!r}: a name or value with a line break or colon")
-        if name.lower() in reserved:
-            continue
-        if name.lower() in ("host", "user-agent"):
-            lines = [line for line in lines if not line.lower().startswith(name.lower() + ":")]
-        lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _check_upgrade_answer(head: bytes, key: str, where: str) -> None:
-    """Raises unless ``head`` (the response head, without its blank line) accepts the upgrade.
-
-    Raises:
-        TokenExpired: 410 Gone.
-        ConnectionError: another status (the message names ``where``, never the path).
-        ProtocolError: a 101 that breaks RFC 6455.
-    """
-    lines = head.decode("latin-1").split("\r\n")
-    status_line = lines[0].split(" ", 2)
-    if (
-        len(status_line) < 2
-        or not status_line[0].startswith("HTTP/")
-        or not status_line[1].isdigit()
-    ):
-        raise ProtocolError(f"{where} did not answer with HTTP: {lines[0][:40]!r}")
-    status = int(status_line[1])
-    reason = status_line[2] if len(status_line) > 2 else ""
-    if status == 410:
-        raise TokenExpired(
-            f"{where} answered 410 Gone: the token is unknown or expired, or its backend has ended"
-        )
-    if status != 101:
-        raise ConnectionError(f"{where} refused the websocket: HTTP {status} {reason}".rstrip())
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    digest = hashlib.sha1(key.encode() + _WS_GUID, usedforsecurity=False).digest()
-    expected = base64.b64encode(digest).decode()
-    if headers.get("upgrade", "").lower() != "websocket":
-        raise ProtocolError(f"{where} answered 101 without 'Upgrade: websocket'")
-    if "upgrade" not in {t.strip().lower() for t in headers.get("connection", "").split(",")}:
-        raise ProtocolError(f"{where} answered 101 without 'Connection: upgrade'")
-    if headers.get("sec-websocket-accept") != expected:
-        raise ProtocolError(f"{where} answered 101 with a wrong Sec-WebSocket-Accept")
-    if headers.get("sec-websocket-extensions"):
-        raise ProtocolError(f"{where} chose a websocket extension that was not offered")
-
-
-# --------------------------------------------------------------------------- the transport
-
-
-class WebSocketTransport(TransportCore, asyncio.Protocol):
+class WebSocketTransport(WebSocketConnection):
     """One Socket.IO connection over a websocket of its own (see the module docstring).
 
     Args:
         json: the JSON codec (default: orjson when installed, else the standard library).
         write_high_water: :meth:`drain` waits while more than this many bytes are unsent...
         write_low_water: ...until the buffer is down to this many.
+        connector: opens the connection (default: :func:`.connector.default_connector`, whose
+            DNS and TLS caches every transport of the process shares).
+
+    Raises:
+        ValueError: the water marks are not ``0 <= write_low_water <= write_high_water``.
     """
 
-    __slots__ = (
-        "_acks",
-        "_busy",
-        "_close_sent",
-        "_closed",
-        "_drain_waiter",
-        "_early_loss",
-        "_flush_handle",
-        "_fragments",
-        "_fragments_opcode",
-        "_fragments_size",
-        "_halted",
-        "_handshake",
-        "_high",
-        "_json",
-        "_key",
-        "_low",
-        "_max_payload",
-        "_need",
-        "_nsp",
-        "_paused",
-        "_pending",
-        "_pending_size",
-        "_proto",
-        "_rest",
-        "_resume_handle",
-        "_timer",
-        "_tx",
-        "_upgraded",
-        "_where",
-        "_writing_paused",
-    )
+    __slots__ = ("_acks", "_early_loss", "_handshake", "_json", "_nsp", "_proto", "_timer")
 
     def __init__(
         self,
@@ -354,44 +100,18 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         json: JsonCodec | None = None,
         write_high_water: int = WRITE_HIGH_WATER,
         write_low_water: int = WRITE_LOW_WATER,
+        connector: Connector | None = None,
     ) -> None:
-        if not 0 <= write_low_water <= write_high_water:
-            raise ValueError("need 0 <= write_low_water <= write_high_water")
-        super().__init__()
+        super().__init__(
+            write_high_water=write_high_water, write_low_water=write_low_water, connector=connector
+        )
         self._json = json
-        self._high = write_high_water
-        self._low = write_low_water
         self._proto: ClientProtocol | None = None
         self._nsp = "/"  # the connection's own namespace
-        self._tx: asyncio.Transport | None = None
         self._acks: dict[int, AckCallback] = {}
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._busy = False
-        self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._max_payload = 0
-        # Reading: bytes not parsed yet (an incomplete frame, or all that waits while reading
-        # is paused) and how many are needed before parsing can go on.
-        self._upgraded = False
-        self._rest: bytearray | None = None
-        self._need = 0
-        self._fragments: list[bytes] | None = None  # a fragmented message being assembled
-        self._fragments_size = 0
-        self._fragments_opcode = 0
-        self._paused = False  # pause_reading() was called
-        self._halted = False  # nothing more is read: lost, closed or failed
-        self._resume_handle: asyncio.Handle | None = None
-        # Writing
-        self._writing_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        # Lifecycle
-        self._key = ""
-        self._where = ""
         self._handshake: asyncio.Future[None] | None = None
-        self._close_sent = False
         self._early_loss: BaseException | None = None
-        self._closed: asyncio.Future[None] | None = None  # set once the line is gone
 
     # ----------------------------------------------------------------------- connect
 
@@ -408,7 +128,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         self._hold_events()
         host = self._where = host_of(target)
         self._nsp = target.namespace
-        self._max_payload = target.max_payload
+        self._reader = FrameParser(target.max_payload)
         # asyncio's own loops tell time with time.monotonic(): the same clock, called directly
         # (the protocol reads it for every message).
         clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
@@ -431,7 +151,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         )
         try:
             try:
-                await self._open(target, loop)
+                await self._open(target)
             finally:
                 timer.cancel()
             if self._phase is not _CONNECTING:
@@ -459,20 +179,8 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         else:
             self._arm_liveness()
 
-    async def _open(self, target: ConnectTarget, loop: asyncio.AbstractEventLoop) -> None:
-        url = URL(target.origin)
-        secure = url.scheme in ("https", "wss")
-        host = url.host or ""
-        port = url.port or (443 if secure else 80)
-        self._key = base64.b64encode(os.urandom(16)).decode()
-        request = _upgrade_request(target, self._key)
-        try:
-            await _connect(loop, self, host, port, _ssl_context(target.ssl) if secure else None)
-        except OSError as exc:  # refused, unreachable, unknown host, TLS failures
-            detail = redact(f"{type(exc).__name__}: {exc}", target)
-            raise ConnectionError(f"cannot connect to {self._where}: {detail}") from None
-        assert self._tx is not None
-        self._tx.write(request)
+    async def _open(self, target: ConnectTarget) -> None:
+        await self._open_line(target)
         assert self._handshake is not None
         await self._handshake
 
@@ -483,12 +191,8 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
 
     # ----------------------------------------------------------------------- asyncio protocol
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (uvloop's transports implement asyncio.Transport without deriving from it)
-        tx = self._tx = cast(asyncio.Transport, transport)
-        tx.set_write_buffer_limits(high=self._high, low=self._low)
-
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_linger()
         closed = self._closed
         if closed is not None and not closed.done():
             closed.set_result(None)
@@ -502,208 +206,66 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             ConnectionError(f"{self._where} closed the connection during the handshake"),
         )
 
-    def eof_received(self) -> bool | None:
-        return None  # close our side too: connection_lost follows
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._wake_drainers(None)
-
-    def _wake_drainers(self, error: BaseException | None) -> None:
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
-
-    def data_received(self, data: bytes) -> None:
-        if self._upgraded:
-            self._receive(data)
-            return
-        # The answer to the upgrade request: a response head, perhaps frames after it.
-        rest = self._rest
-        if rest is None:
-            rest = self._rest = bytearray()
-        rest += data
-        end = rest.find(b"\r\n\r\n")
-        if end < 0:
-            if len(rest) > MAX_RESPONSE_HEAD:
-                self._handshake_error(ProtocolError(f"{self._where} sent an endless HTTP head"))
-            return
-        head, tail = bytes(rest[:end]), bytes(rest[end + 4 :])
-        self._rest = None
-        try:
-            _check_upgrade_answer(head, self._key, self._where)
-        except Exception as exc:  # noqa: BLE001 (handed to connect())
-            self._handshake_error(exc)
-            return
-        self._upgraded = True
-        if tail:
-            self._receive(tail)
-
     def _handshake_error(self, error: BaseException) -> None:
+        self._start_close(CLOSE_NORMAL, wait=False)  # (only once the websocket is open)
         self._halted = True
         self._fail_handshake(error)
-        if self._tx is not None:
-            self._tx.abort()
+        self._drop()
 
-    # ----------------------------------------------------------------------- reading frames
+    # ----------------------------------------------------------------------- reading
 
-    def _receive(self, data: bytes) -> None:
-        """Parses and delivers the frames in ``data``, after what was kept of earlier data."""
+    def _read(self, messages: list[Message]) -> None:
+        """Delivers ``messages`` until reading is paused (the rest waits for resume_reading())
+        or the connection fails; a malformed message of any kind fails it with a
+        ProtocolError, as does an invalid frame the reader found after them."""
+        proto = self._proto
+        assert proto is not None
+        unread = iter(messages)
         try:
-            offset = 0
-            rest = self._rest
-            while rest is not None:
-                # An incomplete frame (or data held back by a pause) waits in ``rest``.
-                missing = self._need - len(rest)
-                if self._paused or missing > len(data) - offset:
-                    rest += memoryview(data)[offset:]
+            for message in unread:
+                if isinstance(message, str):
+                    events: list[Any] = proto.receive_text(message)
+                elif isinstance(message, bytes):
+                    events = proto.receive_bytes(message)
+                else:
+                    events = []
+                    if isinstance(message, Ping):
+                        self._write([(OP_PONG, message.payload)])
+                    elif isinstance(message, Close):
+                        self._on_close_frame(message)
+                if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
+                    self._write(proto.data_to_send())
+                if events:
+                    event = events[0]
+                    if type(event) is Ack and len(events) == 1:  # the usual: an acknowledgement
+                        callback = self._acks.pop(event.id, None)
+                        if callback is not None:
+                            try:
+                                callback(event.args)
+                            except Exception as exc:  # noqa: BLE001 (to the loop's handler)
+                                self._report_error(exc, "an acknowledgement callback")
+                    else:
+                        self._dispatch(events)
+                if self._paused or self._halted:
+                    if not self._halted:
+                        self._backlog = list(unread)
                     return
-                if missing > 0:
-                    rest += memoryview(data)[offset : offset + missing]
-                    offset += missing
-                self._rest = None
-                self._parse(bytes(rest), 0)
-                rest = self._rest  # kept again: only a header was complete, or paused
-            if offset < len(data):
-                self._parse(data, offset)
+            reader = self._reader
+            if reader is not None and reader.error is not None:
+                raise reader.error
         except ProtocolError as exc:
             self._protocol_failed(exc)
+        except Exception as exc:  # noqa: BLE001
+            # Listeners' and callbacks' errors are caught where they are called: this is data
+            # the decoders choked on (an ack id too long for int(), say). It ends this
+            # connection, never the loop's exception handler.
+            self._protocol_failed(
+                ProtocolError(f"undecodable data: {type(exc).__name__}: {excerpt(str(exc))}")
+            )
 
-    def _parse(self, data: bytes, pos: int) -> None:
-        end = len(data)
-        proto = self._proto
-        assert proto is not None
-        limit = self._max_payload
-        while pos < end:
-            if self._paused or self._halted:
-                if not self._halted:
-                    self._keep(data, pos, 0)
-                return
-            if end - pos < 2:
-                self._keep(data, pos, 2)
-                return
-            first = data[pos]
-            length = data[pos + 1]
-            if length & 0x80:
-                raise ProtocolError("the server sent a masked frame")
-            start = pos + 2
-            if length == 126:
-                if end - pos < 4:
-                    self._keep(data, pos, 4)
-                    return
-                (length,) = _UNPACK_LEN2(data, start)
-                start += 2
-            elif length == 127:
-                if end - pos < 10:
-                    self._keep(data, pos, 10)
-                    return
-                (length,) = _UNPACK_LEN3(data, start)
-                start += 8
-            if length > limit:
-                raise ProtocolError(
-                    f"a message exceeded max_payload: {length} bytes, more than {limit}"
-                )
-            stop = start + length
-            if stop > end:
-                self._keep(data, pos, stop - pos)
-                return
-            payload = data[start:stop]
-            pos = stop
-            if first == 0x81 and self._fragments is None:  # a whole text message: the usual
-                try:
-                    text = payload.decode()
-                except UnicodeDecodeError:
-                    raise ProtocolError("a text message that is not UTF-8") from None
-                events: list[Any] | None = proto.receive_text(text)
-            else:
-                events = self._frame_received(first, payload)
-                if events is None:
-                    continue
-            if proto._outgoing:  # a PONG or the CONNECT (rare: no call for nothing)
-                self._write(proto.data_to_send())
-            if events:
-                event = events[0]
-                if type(event) is Ack and len(events) == 1:  # the usual: an acknowledgement
-                    callback = self._acks.pop(event.id, None)
-                    if callback is not None:
-                        try:
-                            callback(event.args)
-                        except Exception as exc:  # noqa: BLE001 (reported to the loop's handler)
-                            self._report_error(exc, "an acknowledgement callback")
-                else:
-                    self._dispatch(events)
-
-    def _keep(self, data: bytes, pos: int, need: int) -> None:
-        """Keeps ``data[pos:]`` until ``need`` bytes (counted from ``pos``) are there."""
-        self._rest = bytearray(memoryview(data)[pos:])
-        self._need = need
-
-    def _frame_received(self, first: int, payload: bytes) -> list[Any] | None:
-        """The rarer frames: binary, fragments, control frames. Returns the protocol events,
-        or None when there are none to act on."""
-        proto = self._proto
-        assert proto is not None
-        if first & 0x70:
-            raise ProtocolError("a websocket frame with reserved bits set (no extension)")
-        fin = first & 0x80
-        opcode = first & 0x0F
-        if opcode >= 0x8:  # control frames: never fragmented, at most 125 bytes
-            if not fin or len(payload) > 125:
-                raise ProtocolError("a fragmented or oversized websocket control frame")
-            if opcode == _OP_PING:
-                self._write([(_OP_PONG, payload)])
-            elif opcode == _OP_CLOSE:
-                self._on_close_frame(payload)
-            elif opcode != _OP_PONG:
-                raise ProtocolError(f"unknown websocket opcode {opcode}")
-            return None
-        if opcode == _OP_CONTINUATION:
-            fragments = self._fragments
-            if fragments is None:
-                raise ProtocolError("a continuation frame without a message to continue")
-            fragments.append(payload)
-            self._fragments_size += len(payload)
-            if self._fragments_size > self._max_payload:
-                raise ProtocolError(
-                    f"a message exceeded max_payload: more than {self._max_payload} bytes"
-                )
-            if not fin:
-                return None
-            self._fragments = None
-            opcode = self._fragments_opcode
-            payload = b"".join(fragments)
-        elif opcode in (_OP_TEXT, _OP_BINARY):
-            if self._fragments is not None:
-                raise ProtocolError("a new message before the last one was complete")
-            if not fin:
-                self._fragments = [payload]
-                self._fragments_size = len(payload)
-                self._fragments_opcode = opcode
-                return None
-        else:
-            raise ProtocolError(f"unknown websocket opcode {opcode}")
-        if opcode == _OP_TEXT:
-            try:
-                text = payload.decode()
-            except UnicodeDecodeError:
-                raise ProtocolError("a text message that is not UTF-8") from None
-            return proto.receive_text(text)
-        return proto.receive_bytes(payload)
-
-    def _on_close_frame(self, payload: bytes) -> None:
-        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
-        if self._phase is _CLOSED:
-            return  # the answer to our close frame: the server ends the connection next
-        if not self._close_sent:
-            self._close_sent = True
-            self._write_now([(_OP_CLOSE, payload[:2])])
-        why = "" if code is None else f" (websocket close code {code})"
+    def _on_close_frame(self, frame: Close) -> None:
+        self._start_close(frame.code)  # the answer: the same code (RFC 6455 section 5.5.1)
+        why = "" if frame.code is None else f" (websocket close code {frame.code})"
         self._failed(
             ConnectionResetError(f"the connection was closed{why}"),
             ConnectionError(f"{self._where} closed the websocket during the handshake{why}"),
@@ -756,7 +318,8 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
                 return
 
     def _protocol_failed(self, error: ProtocolError) -> None:
-        # The socket may still be open: it is dropped rather than closed politely.
+        code = error.close_code
+        self._start_close(code if is_valid_close_code(code) else CLOSE_PROTOCOL_ERROR)
         self._failed(error)
 
     def _failed(self, error: BaseException, while_connecting: BaseException | None = None) -> None:
@@ -764,6 +327,9 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         connect() raises ``while_connecting`` (default: ``error``); afterwards the loss is
         reported, once connect() has returned if it has not yet (after the events that came
         before the loss)."""
+        # The server ended the session, unless a close frame was sent already (or the line is
+        # gone): answer it and go.
+        self._start_close(CLOSE_NORMAL, wait=False)
         if self._phase is not _CONNECTING:
             # (a loss right after the accept, if any, says best what happened)
             if self._lose(self._early_loss or error):
@@ -783,8 +349,7 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         if self._early_loss is None:
             self._early_loss = error
         self._halted = True
-        if self._tx is not None:
-            self._tx.abort()
+        self._drop()
 
     def _report_early_loss(self) -> None:
         error = self._early_loss
@@ -854,55 +419,6 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         if on_ack is not None and ack_id is not None:
             self._acks[ack_id] = on_ack
         self._write(frames)
-
-    def _write(self, frames: list[Frame]) -> None:
-        if self._flush_handle is not None or self._busy:
-            # Join the batch that _flush writes at the end of this loop iteration: pipelined
-            # sends cost one syscall per iteration, not one per frame.
-            pending = self._pending
-            for opcode, payload in frames:
-                frame = _frame(opcode, payload)
-                pending.append(frame)
-                self._pending_size += len(frame)
-            if self._flush_handle is None:
-                assert self._loop is not None
-                self._flush_handle = self._loop.call_soon(self._flush)
-            return
-        # The first write after a quiet iteration goes out at once: a lone send pays no
-        # extra latency.
-        tx, loop = self._tx, self._loop
-        assert tx is not None
-        assert loop is not None
-        if not tx.is_closing():  # else connection_lost reports the loss
-            if len(frames) == 1:
-                tx.write(_frame(*frames[0]))
-            else:
-                tx.write(b"".join([_frame(opcode, payload) for opcode, payload in frames]))
-        self._flush_handle = loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        pending = self._pending
-        # Busy: more was written in this iteration than its first frame. The next iteration's
-        # writes then all wait for its end too, so that a stream of pipelined sends goes out
-        # in one write per iteration instead of a lone frame followed by the rest.
-        self._busy = bool(pending)
-        if pending:
-            self._pending = []
-            self._pending_size = 0
-            tx = self._tx
-            if tx is not None and not tx.is_closing():
-                tx.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def _flush_now(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush()
-
-    def _write_now(self, frames: list[Frame]) -> None:
-        if frames:
-            self._write(frames)
-            self._flush_now()
 
     async def drain(self) -> None:
         """Wait while the outgoing buffer is above its high-water mark (back-pressure).
@@ -974,14 +490,9 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._tx.resume_reading()
         self._proto.last_seen = self._loop.time()
         self._arm_liveness()
-        if self._rest is not None and self._resume_handle is None:
+        if self._backlog is not None and self._resume_handle is None:
             # What arrived before the pause goes first (before anything read from now on).
             self._resume_handle = self._loop.call_soon(self._read_kept)
-
-    def _read_kept(self) -> None:
-        self._resume_handle = None
-        if not self._paused and self._rest is not None:
-            self._receive(b"")
 
     # ----------------------------------------------------------------------- closing
 
@@ -996,7 +507,12 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
             self._timer = None
 
     async def close(self) -> None:
-        """Disconnect politely and release everything; idempotent. Pending acks never fire."""
+        """Disconnect politely and release everything; idempotent. Pending acks never fire.
+
+        Connected, it sends the Socket.IO DISCONNECT and a websocket close frame, then waits at
+        most :data:`CLOSE_TIMEOUT` seconds for the server to end the connection. After a loss
+        it drops what is left at once (a close handshake still under way included).
+        """
         phase = self._phase
         if phase is _CLOSED:
             return
@@ -1014,33 +530,13 @@ class WebSocketTransport(TransportCore, asyncio.Protocol):
         tx = self._tx
         if phase is _CONNECTED and tx is not None and not tx.is_closing():
             assert self._proto is not None
-            frames = self._proto.send_disconnect()
-            if not self._close_sent:
-                self._close_sent = True
-                frames.append((_OP_CLOSE, (1000).to_bytes(2, "big")))
-            self._write_now(frames)
-            closed = self._closed
-            if closed is not None and not closed.done():
-                # The server answers the close frame and ends the connection (RFC 6455: the
-                # server closes the TCP connection first).
-                await asyncio.wait([closed], timeout=CLOSE_TIMEOUT)
+            self._write(self._proto.send_disconnect())
+            self._start_close(CLOSE_NORMAL)
+            # The server answers the close frame and ends the connection (RFC 6455: the
+            # server closes the TCP connection first).
+            await self._await_server_close()
+        self._stop_linger()
         self._release()
-
-    def _release(self) -> None:
-        """Lets go of the connection and everything queued; idempotent."""
-        self._halted = True
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self._resume_handle is not None:
-            self._resume_handle.cancel()
-            self._resume_handle = None
-        self._pending.clear()
-        self._pending_size = 0
-        self._rest = None
-        self._fragments = None
-        if self._tx is not None:
-            self._tx.abort()  # a no-op once the server has ended the connection
 
 
 if TYPE_CHECKING:  # the contract is a Protocol: let the type checker hold us to it
