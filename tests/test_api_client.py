@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from plane_stub import JamsocketStub, PlaneStub, StubServer
 
 from jamsocket_rt import (
     ApiError,
@@ -51,6 +50,7 @@ from jamsocket_rt.protocol.api import (
     stream_url_for,
 )
 from jamsocket_rt.protocol.session import Backoff
+from tests.helpers.plane_stub import JamsocketStub, PlaneStub, StubServer
 
 TOKEN = "secret-api-token"
 FAST = Backoff(initial=0.01, maximum=0.05)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from tests.helpers.paths import REPO_ROOT
 
 CLIENTS = ("jamsocket_rt", "python-socketio", "node")
 TARGETS = ("node", "python", "proxy")

@@ -58,9 +58,10 @@ def test_send_then_the_event_stream_from_a_response_file(
     finally:
         listener.kill()
         listener.wait()
+        assert listener.stdout is not None
         assert listener.stderr is not None
         stderr = listener.stderr.read()
-        listener.stdout.close()  # type: ignore[union-attr]
+        listener.stdout.close()
         listener.stderr.close()
     assert "terminated" in stderr
 

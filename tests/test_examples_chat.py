@@ -6,21 +6,22 @@ import asyncio
 import sys
 from typing import Any
 
-from conftest import REPO_ROOT
-
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.paths import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 import chat_bot
 
 
 async def chat_until(session: jrt.Session, predicate: Any, timeout: float = 10) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
+    async def first_match() -> dict[str, Any]:
         async for message in session.stream("chat"):
             if predicate(message):
                 return dict(message)
-    raise AssertionError("the chat stream ended")
+        raise AssertionError("the chat stream ended")
+
+    return await asyncio.wait_for(first_match(), timeout)  # (asyncio.timeout is Python 3.11+)
 
 
 async def test_bot_replies_moderates_and_survives_a_restart() -> None:

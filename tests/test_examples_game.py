@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from conftest import REPO_ROOT
-
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.paths import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 import game_bot
@@ -62,8 +61,11 @@ async def test_a_player_keeps_its_queued_inputs_across_a_token_expiry() -> None:
                 await player.send("move", {"dx": 1, "dy": 0, "seq": seq})
             await asyncio.wait_for(back.wait(), 10)
             assert renewals == 2, "the token was renewed through connect()"
-            async with asyncio.timeout(10):
+
+            async def caught_up() -> None:
                 async for state in player.stream("state"):
                     mine = state["players"].get(me[-1])
                     if mine is not None and mine["last_seq"] == 3:
-                        break
+                        return
+
+            await asyncio.wait_for(caught_up(), 10)  # (asyncio.timeout is Python 3.11+)

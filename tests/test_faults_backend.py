@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from faultproxy import FaultProxy, client_tasks, port_of, settle, through
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._backends import free_port
+from tests.helpers.faultproxy import FaultProxy, port_of, through
+from tests.helpers.polling import eventually
+from tests.helpers.tasks import client_tasks
 
 
 def no_watcher_for(response: jrt.ConnectResponse) -> bool:
@@ -88,7 +90,7 @@ async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token(
             # Disconnected at once, refused with 410 while terminating: not a TokenExpired.
             with pytest.raises(jrt.BackendTerminated):
                 await asyncio.wait_for(waiting, 10)
-            assert await settle(lambda: bool(ended), timeout=10)
+            await eventually(lambda: ended, timeout=10)
             assert len(ended) == 1
             assert ended[0].termination_reason == jrt.TerminationReason.EXTERNAL
             with pytest.raises(jrt.BackendTerminated):
@@ -119,7 +121,7 @@ async def test_a_connect_response_pointing_at_a_dead_port(api: jrt.Jamsocket) ->
         async with jrt.Session(bad_status, ready_timeout=1.5):
             pass
     assert f"cannot connect to http://127.0.0.1:{dead}" in str(timeout.value)
-    assert await settle(lambda: not client_tasks(asyncio.all_tasks() - before))
+    await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=2)
     assert no_watcher_for(bad_url)
     assert no_watcher_for(bad_status)
 
@@ -193,8 +195,8 @@ async def test_api_faults_are_clear_errors_that_leave_nothing_open(
             assert loop.time() - started < 2.0, "within the configured limit"
             assert message in str(info.value)
             assert "BEARER-SECRET" not in str(info.value)
-            assert await settle(lambda: counted.open_connections == 0)
-            assert await settle(lambda: not client_tasks(asyncio.all_tasks() - before))
+            await eventually(lambda: counted.open_connections == 0, timeout=2)
+            await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=2)
     finally:
         await runner.cleanup()
 

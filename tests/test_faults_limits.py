@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import backend_command
-from faultproxy import settle
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
+from tests.helpers.polling import eventually
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ async def test_slow_handlers_pause_reading_and_lose_nothing(
 
         s.on("item", slow)
         await s.send("emit_many", {"event": "item", "count": 500, "payload": "p" * 100})
-        assert await settle(lambda: len(got) == 500, timeout=20)
+        await eventually(lambda: len(got) == 500, timeout=20)
         assert got == list(range(500)), "nothing lost, nothing reordered"
         assert s.read_pauses >= 1
         if transport == "websocket":

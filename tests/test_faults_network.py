@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from faultproxy import FaultProxy, port_of, through
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.faultproxy import FaultProxy, port_of, through
 
 # The example backend pinging every second with a 1 s timeout, so that a black hole is noticed
 # within 2 s (with the servers' defaults, 25 + 20 s). python-engineio announces whole seconds.

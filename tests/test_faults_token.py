@@ -10,10 +10,10 @@ import asyncio
 
 import aiohttp
 import pytest
-from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
 
 
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
@@ -105,7 +105,7 @@ async def test_token_lifetime_expires_tokens_and_a_session_keeps_renewing(
             return await api.connect(key="short-lived")
 
         async with jrt.Session(connect=connect, reconnect_delay=(0.05, 0.2)) as s:
-            answers = []
+            answers: list[int] = []
             loop = asyncio.get_running_loop()
             end = loop.time() + 2.0
             while loop.time() < end:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
 
 from jamsocket_rt.cli import main
 from jamsocket_rt.load import FixedTarget, LoadConfig, run_load
+from tests.helpers.paths import REPO_ROOT
 
 CLI = [sys.executable, "-m", "jamsocket_rt", "load"]
 

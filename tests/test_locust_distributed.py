@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+
+from tests.helpers.paths import REPO_ROOT
 
 RUN_SECONDS = 20
 EXPECTED = {

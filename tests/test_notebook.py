@@ -6,7 +6,8 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
+
+from tests.helpers.paths import REPO_ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

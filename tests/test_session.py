@@ -7,21 +7,12 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import NodeClient
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
 from jamsocket_rt.dev import DevServer
-
-
-def client_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
-    """The tasks that are not the dev server's (which runs in the test's loop too)."""
-    server_side = ("/jamsocket_rt/dev/", "/aiohttp/web_")
-    return [
-        task
-        for task in tasks
-        if not any(part in task.get_coro().cr_code.co_filename for part in server_side)  # type: ignore[union-attr]
-    ]
+from tests.helpers.peers import NodeClient
+from tests.helpers.tasks import client_tasks
 
 
 async def test_first_events_reach_listeners_registered_before_connect(api: jrt.Jamsocket) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
-from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
 
 
 class StuckPlatform:
@@ -37,10 +37,10 @@ class StuckPlatform:
         self.app.router.add_get("/status", self.status)
         self.app.router.add_get("/status/stream", self.stream)
         self.app.router.add_get("/ready", self.ready)
+        self.sio.on("echo", self.echo)  # a call: python-socketio's decorators are untyped
 
-        @self.sio.on("echo")  # type: ignore[untyped-decorator]
-        async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
-            return args
+    async def echo(self, sid: str, *args: Any) -> tuple[Any, ...]:
+        return args
 
     def state(self) -> dict[str, Any]:
         return {"status": "waiting", "time": "2026-01-01T00:00:00Z"}

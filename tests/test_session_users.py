@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from attrs import frozen
-from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
 
 
 @frozen
@@ -140,7 +140,7 @@ async def test_every_reports_errors_and_stops_with_the_session(session: jrt.Sess
     await session.close()
     assert not ticker.running
     with pytest.raises(ValueError, match="interval"):
-        jrt.Session(session.response).every(0, boom)  # type: ignore[arg-type]
+        jrt.Session(session.response).every(0, boom)
 
 
 async def test_latency_from_calls_and_probes() -> None:

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transport_peers import (
+
+from jamsocket_rt import TokenExpired
+from jamsocket_rt.protocol.engineio import ProtocolError
+from jamsocket_rt.transport.base import ConnectRefused, ConnectTarget, Transport
+from jamsocket_rt.transport.python_socketio import PythonSocketIOTransport
+from jamsocket_rt.transport.websocket import WebSocketTransport
+from tests.helpers.transport_peers import (
     TOKEN_PATH,
     Recorder,
     ScriptedPeer,
@@ -31,12 +37,6 @@ from transport_peers import (
     silent_server,
     text,
 )
-
-from jamsocket_rt import TokenExpired
-from jamsocket_rt.protocol.engineio import ProtocolError
-from jamsocket_rt.transport.base import ConnectRefused, ConnectTarget, Transport
-from jamsocket_rt.transport.python_socketio import PythonSocketIOTransport
-from jamsocket_rt.transport.websocket import WebSocketTransport
 
 KINDS = {
     "websocket": (WebSocketTransport, ("websocket",)),
