@@ -51,6 +51,7 @@ from jamsocket_rt.protocol.api import (
 )
 from jamsocket_rt.protocol.session import Backoff
 from tests.helpers.plane_stub import JamsocketStub, PlaneStub, StubServer
+from tests.helpers.polling import eventually
 
 TOKEN = "secret-api-token"
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -397,10 +398,12 @@ async def test_plane_stream_read_timeout_resumes_a_silent_stream() -> None:
         async with Plane(stub.url, backoff=FAST) as client:
             stream = client.status_stream(backend.id, read_timeout=0.2)
             assert names([await stream.__anext__()]) == ["scheduled"]
-            # The server goes silent (no keep-alives); news arrive after the read timeout.
-            await asyncio.sleep(0.35)
+            # The server goes silent (no keep-alives); news arrive once the read timeout has
+            # resumed the stream.
+            reading = asyncio.ensure_future(collect(stream))
+            await eventually(lambda: len(stub.requests_to("/status-stream")) >= 2)
             await stub.run_to(backend.id, "terminated")
-            rest = await collect(stream)
+            rest = await reading
         assert names(rest)[-1] == "terminated"
         assert len(stub.requests_to("/status-stream")) >= 2
 
@@ -411,7 +414,7 @@ async def test_plane_keepalives_keep_a_stream_alive() -> None:
         async with Plane(stub.url, backoff=FAST) as client:
             stream = client.status_stream(backend.id, read_timeout=0.2)
             await stream.__anext__()
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.4)  # an absence: twice the read timeout, and no resumption
             await stub.run_to(backend.id, "terminated")
             await collect(stream)
         assert len(stub.requests_to("/status-stream")) == 1
@@ -733,7 +736,9 @@ async def test_closing_the_client_ends_a_stream_in_progress(plane: PlaneStub) ->
     stream = client.status_stream(backend.id)
     assert names([await stream.__anext__()]) == ["scheduled"]
     reader = asyncio.ensure_future(collect(stream))
-    await asyncio.sleep(0.05)
+    # An absence: the reader waits for more (the stream is in progress) until the close.
+    done, _ = await asyncio.wait({reader}, timeout=0.05)
+    assert not done
     await client.aclose()
     assert await asyncio.wait_for(reader, 2) == []
 

@@ -159,7 +159,7 @@ async def test_disconnect_me_is_a_server_side_disconnect(
     client = await sio_client(example_backend.url)
     await client.emit("disconnect_me")
     assert await client.wait_disconnect() == client.sio.reason.SERVER_DISCONNECT
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # an absence: no reconnection meanwhile
     assert not client.sio.connected  # clients don't retry a server-side disconnect
     assert await bystander.call("echo", 1) == [1]
 

@@ -9,6 +9,7 @@ from typing import Any
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.polling import eventually
 
 sys.path.insert(0, str(REPO_ROOT / "examples"))
 import chat_bot
@@ -48,10 +49,10 @@ async def test_bot_replies_moderates_and_survives_a_restart() -> None:
             # The room's backend dies; the bot comes back by key to a fresh one.
             assert first_backend is not None
             await api.terminate(first_backend, hard=True)
-            for _ in range(100):
-                if bot.sessions == 2 and bot.ready.is_set():
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: bot.sessions == 2 and bot.ready.is_set(),
+                message=lambda: f"the bot is not back: {bot.sessions} sessions",
+            )
             assert bot.sessions == 2, "the bot joined the room's new backend"
             async with jrt.Session(await api.connect(key="lobby", user="ada")) as user:
                 assert user.backend_id != first_backend

@@ -19,6 +19,7 @@ from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._backends import free_port
 from tests.helpers.faultproxy import FaultProxy, port_of, through
 from tests.helpers.polling import eventually
+from tests.helpers.sessions import reached_backend
 from tests.helpers.tasks import client_tasks
 
 
@@ -42,7 +43,7 @@ async def test_a_crash_ends_everything_within_two_seconds_and_nothing_reconnects
         async with session as s:
             call = asyncio.ensure_future(s.call("sleep", 30, timeout=60))
             waiting = asyncio.ensure_future(s.wait_for("never"))
-            await asyncio.sleep(0.1)
+            await reached_backend(s)
             connections = counted.accepted
             await s.send("exit", 3)  # the backend dies at once, without a goodbye
             state = await asyncio.wait_for(ended, 2)
@@ -52,7 +53,7 @@ async def test_a_crash_ends_everything_within_two_seconds_and_nothing_reconnects
             with pytest.raises(jrt.BackendTerminated):
                 await asyncio.wait_for(waiting, 1)
             after_the_end = counted.accepted
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # an absence: no connection attempt comes meanwhile
             assert counted.accepted == after_the_end, "no connection attempt after the end"
             # The verdict comes within the disconnect grace period: at most a stray attempt.
             assert after_the_end - connections <= 1
@@ -130,7 +131,7 @@ async def test_a_connect_response_pointing_at_a_dead_port(api: jrt.Jamsocket) ->
 
 
 async def never(request: web.Request) -> web.Response:
-    await asyncio.sleep(3600)
+    await asyncio.sleep(3600)  # the server's part: it never answers (the test ends first)
     return web.Response()
 
 

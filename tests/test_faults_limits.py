@@ -61,7 +61,7 @@ async def test_slow_handlers_pause_reading_and_lose_nothing(
         async def slow(item: dict[str, Any]) -> None:
             nonlocal peak
             peak = max(peak, len(s._backlog))
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the scenario: a slow handler
             got.append(item["i"])
 
         s.on("item", slow)
@@ -107,7 +107,7 @@ async def test_stream_overflow_policies(api: jrt.Jamsocket) -> None:
             for _ in range(300):
                 peak = max(peak, len(pausing._buffer))
                 received.append((await pausing.__anext__())["i"])
-                await asyncio.sleep(0.0005)
+                await asyncio.sleep(0.0005)  # the scenario: a slow consumer
         assert received == list(range(300))
         assert s.read_pauses > pauses
         assert peak <= 11

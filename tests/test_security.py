@@ -150,7 +150,7 @@ class Platform:
         await response.prepare(request)
         state = {"status": "ready", "time": "2024-05-01T10:00:00Z"}
         await response.write(f"data:{json.dumps(state)}\n\n".encode())
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the server's part: a status stream never ends by itself
         return response
 
 

@@ -52,7 +52,7 @@ class StuckPlatform:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(f"data:{json.dumps(self.state())}\n\n".encode())
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the server's part: a status stream never ends by itself
         return response
 
     async def ready(self, request: web.Request) -> web.Response:

@@ -374,6 +374,15 @@ class ScriptedPeer:
     def send(self, data: bytes) -> None:
         self.writer.write(data)
 
+    async def stay_open(self) -> None:
+        """Keeps the connection open and answers nothing, until the client closes it.
+
+        What the client sends meanwhile is read and ignored. (The server's shutdown cancels
+        this when the test ends first.)
+        """
+        while await self.reader.read(65536):
+            pass
+
     async def handshake(self, sid: str = "scripted") -> None:
         """Engine.IO OPEN, the client's CONNECT, and the CONNECT answer."""
         self.send(text(SIO_OPEN))
