@@ -289,6 +289,7 @@ async def test_startup_timeout(http: aiohttp.ClientSession) -> None:
     assert states[-1].termination_kind == "hard"
 
 
+@pytest.mark.slow
 async def test_idle_sweep_waits_for_open_connections(
     dev: DevServer, http: aiohttp.ClientSession
 ) -> None:

@@ -174,6 +174,7 @@ async def test_exit_ends_the_process_with_that_code(
     await client.wait_disconnect()
 
 
+@pytest.mark.slow
 async def test_sigterm_closes_connections_and_exits_0(
     backend_flavour: str, spawn_backend: Callable[..., BackendProcess], sio_client: SioFactory
 ) -> None:
@@ -223,6 +224,7 @@ def test_port_is_required(backend_flavour: str) -> None:
 # --------------------------------------------------------------------------- the Node peer
 
 
+@pytest.mark.node
 async def test_node_client_echo_and_broadcast_with_a_python_client(
     example_backend: BackendProcess, sio_client: SioFactory, node_client: NodeFactory
 ) -> None:
@@ -245,6 +247,7 @@ async def test_node_client_echo_and_broadcast_with_a_python_client(
     assert await node.wait_event("broadcast", count=2) == ["from python"]
 
 
+@pytest.mark.node
 async def test_node_client_over_polling_with_auth_and_headers(
     example_backend: BackendProcess, node_client: NodeFactory
 ) -> None:
@@ -262,6 +265,7 @@ async def test_node_client_over_polling_with_auth_and_headers(
     assert await node.close() == 0
 
 
+@pytest.mark.node
 async def test_node_client_batched_polling_emits_all_arrive_in_order(
     example_backend: BackendProcess, node_client: NodeFactory
 ) -> None:

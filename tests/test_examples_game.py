@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
+
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
 from tests.helpers.paths import REPO_ROOT
@@ -13,6 +15,7 @@ sys.path.insert(0, str(REPO_ROOT / "examples"))
 import game_bot
 
 
+@pytest.mark.slow
 async def test_several_bots_play_one_room() -> None:
     backend = [sys.executable, str(REPO_ROOT / "examples" / "game_backend.py")]
     async with (

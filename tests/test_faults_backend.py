@@ -78,6 +78,7 @@ example_backend.main()
 """
 
 
+@pytest.mark.slow
 async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token() -> None:
     dev = DevServer(backend=[sys.executable, "-c", SLOW_EXIT_BACKEND], quiet=True)
     async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
@@ -101,6 +102,7 @@ async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token(
 # --------------------------------------------------------------------------- dead addresses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
 async def test_a_connect_response_pointing_at_a_dead_port(api: jrt.Jamsocket) -> None:
     response = await api.connect()

@@ -144,6 +144,7 @@ async def test_a_call_cut_by_a_reset_fails_promptly_or_is_retried(
         assert await s.call("echo", "after") == "after"
 
 
+@pytest.mark.slow
 async def test_a_black_hole_is_noticed_by_the_ping_timeout() -> None:
     dev = DevServer(backend=[sys.executable, "-c", FAST_PING_BACKEND], quiet=True)
     async with (

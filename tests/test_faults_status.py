@@ -65,6 +65,7 @@ async def status(dev: DevServer) -> AsyncIterator[FaultProxy]:
         yield proxy
 
 
+@pytest.mark.slow
 async def test_dropped_while_waiting_for_ready_resumes_without_repeats() -> None:
     # A backend that takes a second and a half to open its port: time to cut its stream twice.
     slow = f"sleep 1.5; exec {shlex.quote(sys.executable)} -m jamsocket_rt.dev.example_backend"

@@ -92,6 +92,7 @@ async def test_without_connect_waiters_get_token_expired_promptly(
         assert s.terminated is None, "an expired token is not a terminated backend"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
 async def test_token_lifetime_expires_tokens_and_a_session_keeps_renewing(
     backend_flavour: str,

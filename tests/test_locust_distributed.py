@@ -20,6 +20,8 @@ import pytest
 
 from tests.helpers.paths import REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 RUN_SECONDS = 20
 EXPECTED = {
     ("session", "connect_api"),

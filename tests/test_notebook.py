@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers.paths import REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 

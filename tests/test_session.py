@@ -234,6 +234,7 @@ async def test_close_leaves_no_task_and_installs_no_signal_handler(api: jrt.Jams
         await s.send("ping")
 
 
+@pytest.mark.slow
 async def test_polling_transport(api: jrt.Jamsocket) -> None:
     handler = signal.getsignal(signal.SIGINT)
     async with jrt.Session(await api.connect(), transports=["polling"]) as s:
@@ -244,6 +245,7 @@ async def test_polling_transport(api: jrt.Jamsocket) -> None:
     assert signal.getsignal(signal.SIGINT) is handler
 
 
+@pytest.mark.node
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
 async def test_a_broadcast_from_a_node_client_reaches_a_python_session(
     api: jrt.Jamsocket, require_node: str
@@ -286,6 +288,7 @@ def test_bad_options_fail_at_construction() -> None:
         jrt.Session()
 
 
+@pytest.mark.slow
 def test_the_readme_demo_runs_end_to_end() -> None:
     """`./run demo` is the README's first command: keep it working."""
     import subprocess

@@ -80,7 +80,7 @@ def node_origin() -> Iterator[str]:
         yield origin
 
 
-@pytest.fixture(params=["python", "node"])
+@pytest.fixture(params=["python", pytest.param("node", marks=pytest.mark.node)])
 def peer(request: pytest.FixtureRequest) -> str:
     origin: str = request.getfixturevalue(f"{request.param}_origin")
     return origin
@@ -391,7 +391,8 @@ def short_ping_peer(which: str) -> Iterator[str]:
             yield origin
 
 
-@pytest.mark.parametrize("which", ["python", "node"])
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["python", pytest.param("node", marks=pytest.mark.node)])
 async def test_black_holed_connection_is_detected(which: str, kind: str) -> None:
     if kind == "psio-polling":
         pytest.skip(
@@ -504,6 +505,7 @@ async def open_scripted(origin: str, recorder: Recorder | None = None) -> WebSoc
     return transport
 
 
+@pytest.mark.slow
 async def test_frames_split_at_every_byte_and_joined_in_one_segment() -> None:
     """Frames arrive one byte at a time, or many per segment, or with the 101 head."""
     big = "y" * 70_000  # a 64-bit length
@@ -539,6 +541,7 @@ async def test_frames_split_at_every_byte_and_joined_in_one_segment() -> None:
             await transport.close()
 
 
+@pytest.mark.slow
 async def test_fragmented_messages_pings_and_pongs() -> None:
     async def script(peer: ScriptedPeer) -> None:
         await peer.handshake()
@@ -661,6 +664,7 @@ async def test_a_failed_upgrade_is_a_connection_error(server: dict[str, Any], pr
         await transport.close()
 
 
+@pytest.mark.slow
 async def test_upgrade_request_carries_path_host_and_headers() -> None:
     requests: list[bytes] = []
 
@@ -688,6 +692,7 @@ async def test_upgrade_request_carries_path_host_and_headers() -> None:
         )
 
 
+@pytest.mark.slow
 async def test_paused_reading_keeps_what_arrived_until_resumed() -> None:
     pausing = asyncio.Event()  # set once the recorder can pause the transport
 
