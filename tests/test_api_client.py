@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -50,6 +49,7 @@ from jamsocket_rt.protocol.api import (
     stream_url_for,
 )
 from jamsocket_rt.protocol.session import Backoff
+from tests.helpers.net import free_port
 from tests.helpers.plane_stub import JamsocketStub, PlaneStub, StubServer
 from tests.helpers.polling import eventually
 
@@ -85,12 +85,6 @@ async def other() -> AsyncIterator[StubServer]:
     """Another host: records whatever reaches it."""
     async with StubServer() as server:
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def jamsocket(stub: StubServer, **options: Any) -> Jamsocket:

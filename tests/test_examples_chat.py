@@ -8,10 +8,10 @@ from typing import Any
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
-from tests.helpers.paths import REPO_ROOT
+from tests.helpers.paths import EXAMPLES_DIR
 from tests.helpers.polling import eventually
 
-sys.path.insert(0, str(REPO_ROOT / "examples"))
+sys.path.insert(0, str(EXAMPLES_DIR))
 import chat_bot
 
 
@@ -26,7 +26,7 @@ async def chat_until(session: jrt.Session, predicate: Any, timeout: float = 10) 
 
 
 async def test_bot_replies_moderates_and_survives_a_restart() -> None:
-    backend = [sys.executable, str(REPO_ROOT / "examples" / "chat_backend.py")]
+    backend = [sys.executable, str(EXAMPLES_DIR / "chat_backend.py")]
     dev = DevServer(backend=backend, quiet=True)
     async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
         bot = chat_bot.ChatBot(lambda: api.connect(key="lobby", user=chat_bot.NAME))

@@ -9,15 +9,15 @@ import pytest
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
-from tests.helpers.paths import REPO_ROOT
+from tests.helpers.paths import EXAMPLES_DIR
 
-sys.path.insert(0, str(REPO_ROOT / "examples"))
+sys.path.insert(0, str(EXAMPLES_DIR))
 import game_bot
 
 
 @pytest.mark.slow
 async def test_several_bots_play_one_room() -> None:
-    backend = [sys.executable, str(REPO_ROOT / "examples" / "game_backend.py")]
+    backend = [sys.executable, str(EXAMPLES_DIR / "game_backend.py")]
     async with (
         DevServer(backend=backend, quiet=True) as dev,
         jrt.Jamsocket.dev_server(dev.api_url) as api,
@@ -39,7 +39,7 @@ def test_next_move_heads_for_the_nearest_coin() -> None:
 
 
 async def test_a_player_keeps_its_queued_inputs_across_a_token_expiry() -> None:
-    backend = [sys.executable, str(REPO_ROOT / "examples" / "game_backend.py")]
+    backend = [sys.executable, str(EXAMPLES_DIR / "game_backend.py")]
     dev = DevServer(backend=backend, quiet=True)
     async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
         renewals = 0

@@ -6,6 +6,8 @@ Import them by their full module path, e.g. ``from tests.helpers.polling import 
 - :mod:`~tests.helpers.paths`: ``REPO_ROOT``, ``EXAMPLES_DIR``, ``NODE_DIR``, ``NODE_MODULES``.
 - :mod:`~tests.helpers.polling`: :func:`eventually` / :func:`eventually_sync`, the one way to
   wait for a condition that nothing signals.
+- :mod:`~tests.helpers.net`: :func:`free_port`.
+- :mod:`~tests.helpers.sessions`: :func:`reached_backend`, a barrier for calls in flight.
 - :mod:`~tests.helpers.tasks`: :func:`client_tasks`, to check that nothing is left running.
 - :mod:`~tests.helpers.node`: whether the Node peers (tests/node) can run here.
 - :mod:`~tests.helpers.backends`: the example backends (Python or Node) as processes.
