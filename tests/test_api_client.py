@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from plane_stub import JamsocketStub, PlaneStub, StubServer
 
 from jamsocket_rt import (
     ApiError,
@@ -51,6 +49,9 @@ from jamsocket_rt.protocol.api import (
     stream_url_for,
 )
 from jamsocket_rt.protocol.session import Backoff
+from tests.helpers.net import free_port
+from tests.helpers.plane_stub import JamsocketStub, PlaneStub, StubServer
+from tests.helpers.polling import eventually
 
 TOKEN = "secret-api-token"
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -84,12 +85,6 @@ async def other() -> AsyncIterator[StubServer]:
     """Another host: records whatever reaches it."""
     async with StubServer() as server:
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def jamsocket(stub: StubServer, **options: Any) -> Jamsocket:
@@ -397,10 +392,12 @@ async def test_plane_stream_read_timeout_resumes_a_silent_stream() -> None:
         async with Plane(stub.url, backoff=FAST) as client:
             stream = client.status_stream(backend.id, read_timeout=0.2)
             assert names([await stream.__anext__()]) == ["scheduled"]
-            # The server goes silent (no keep-alives); news arrive after the read timeout.
-            await asyncio.sleep(0.35)
+            # The server goes silent (no keep-alives); news arrive once the read timeout has
+            # resumed the stream.
+            reading = asyncio.ensure_future(collect(stream))
+            await eventually(lambda: len(stub.requests_to("/status-stream")) >= 2)
             await stub.run_to(backend.id, "terminated")
-            rest = await collect(stream)
+            rest = await reading
         assert names(rest)[-1] == "terminated"
         assert len(stub.requests_to("/status-stream")) >= 2
 
@@ -411,7 +408,7 @@ async def test_plane_keepalives_keep_a_stream_alive() -> None:
         async with Plane(stub.url, backoff=FAST) as client:
             stream = client.status_stream(backend.id, read_timeout=0.2)
             await stream.__anext__()
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.4)  # an absence: twice the read timeout, and no resumption
             await stub.run_to(backend.id, "terminated")
             await collect(stream)
         assert len(stub.requests_to("/status-stream")) == 1
@@ -733,7 +730,9 @@ async def test_closing_the_client_ends_a_stream_in_progress(plane: PlaneStub) ->
     stream = client.status_stream(backend.id)
     assert names([await stream.__anext__()]) == ["scheduled"]
     reader = asyncio.ensure_future(collect(stream))
-    await asyncio.sleep(0.05)
+    # An absence: the reader waits for more (the stream is in progress) until the close.
+    done, _ = await asyncio.wait({reader}, timeout=0.05)
+    assert not done
     await client.aclose()
     assert await asyncio.wait_for(reader, 2) == []
 

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+import pytest
+
+from tests.helpers.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 CLIENTS = ("jamsocket_rt", "python-socketio", "node")
 TARGETS = ("node", "python", "proxy")

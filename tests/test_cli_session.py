@@ -8,10 +8,10 @@ import pty
 import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from jamsocket_rt.dev import BackgroundDevServer
+from tests.helpers.polling import eventually_sync
 
 CLI = [sys.executable, "-m", "jamsocket_rt"]
 
@@ -58,9 +58,10 @@ def test_send_then_the_event_stream_from_a_response_file(
     finally:
         listener.kill()
         listener.wait()
+        assert listener.stdout is not None
         assert listener.stderr is not None
         stderr = listener.stderr.read()
-        listener.stdout.close()  # type: ignore[union-attr]
+        listener.stdout.close()
         listener.stderr.close()
     assert "terminated" in stderr
 
@@ -68,13 +69,16 @@ def test_send_then_the_event_stream_from_a_response_file(
 def test_status_and_terminate(jamsocket_dev_server: BackgroundDevServer) -> None:
     response = jamsocket_dev_server.connect()
     url = jamsocket_dev_server.api_url
-    deadline = time.monotonic() + 20
-    while True:
-        done = run("status", response.backend_id, "--api-url", url)
-        if done.returncode == 0 and json.loads(done.stdout)["status"] == "ready":
-            break
-        assert time.monotonic() < deadline, done.stdout + done.stderr
-        time.sleep(0.2)
+    status: list[subprocess.CompletedProcess[str]] = []
+
+    def ready() -> bool:
+        status.append(run("status", response.backend_id, "--api-url", url))
+        done = status[-1]
+        return done.returncode == 0 and json.loads(done.stdout)["status"] == "ready"
+
+    eventually_sync(
+        ready, timeout=20, interval=0.2, message=lambda: status[-1].stdout + status[-1].stderr
+    )
     done = run("terminate", response.backend_id, "--api-url", url, "--hard")
     assert done.returncode == 0, done.stderr
     assert "hard terminate sent" in done.stderr
@@ -120,16 +124,24 @@ def run_prompt_session(api_url: str) -> None:
 
     def read_until(marker: bytes, timeout: float = 20) -> None:
         """Read until ``marker`` appears after the previous marker (a read may hold both)."""
-        nonlocal seen, position
-        deadline = time.monotonic() + timeout
-        while marker not in seen[position:]:
-            assert time.monotonic() < deadline, seen.decode(errors="replace")
+        nonlocal position
+
+        def arrived() -> bool:
+            """Whether the marker is there, after reading what comes within 0.2 s."""
+            nonlocal seen
+            if marker in seen[position:]:
+                return True
             ready, _, _ = select.select([main], [], [], 0.2)
             if ready:
                 try:
                     seen += os.read(main, 4096)
                 except OSError:
-                    break
+                    return True  # the terminal is closed: nothing more will come
+            return marker in seen[position:]
+
+        eventually_sync(
+            arrived, timeout=timeout, interval=0, message=lambda: seen.decode(errors="replace")
+        )
         position = seen.index(marker, position) + len(marker)
 
     try:

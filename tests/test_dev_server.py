@@ -21,6 +21,7 @@ from jamsocket_rt import BackendState, ConnectResponse
 from jamsocket_rt.cli import main
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._output import LinePump
+from tests.helpers.polling import eventually, eventually_sync
 
 # A backend whose behaviour the connect request picks through spawn.executable.env.
 #   MODE=serve     answer every HTTP request with 200 "ok" ("/hold": keep it open, no answer)
@@ -141,10 +142,12 @@ def alive(pid: int) -> bool:
 
 
 async def wait_gone(pids: list[int], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"still alive: {[p for p in pids if alive(p)]}"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: not any(alive(pid) for pid in pids),
+        timeout=timeout,
+        interval=0.05,
+        message=lambda: f"still alive: {[p for p in pids if alive(p)]}",
+    )
 
 
 STARTUP = ["scheduled", "loading", "starting", "waiting", "ready"]
@@ -234,7 +237,7 @@ async def test_soft_terminate_kills_after_the_grace_period(
     started = time.monotonic()
     await terminate(http, dev, response.backend_id)
     states = await stream(http, response.status_url)
-    assert 0.4 < time.monotonic() - started < 3  # the fixture's grace is 0.5 s
+    assert time.monotonic() - started > 0.4  # not before the fixture's grace of 0.5 s
     assert statuses(states)[-2:] == ["terminating", "terminated"]
     assert states[-1].termination_kind == "soft"
     assert not alive(pid)
@@ -278,7 +281,7 @@ async def test_startup_timeout(http: aiohttp.ClientSession) -> None:
         response = await connect(http, dev, spawn("noport"))
         started = time.monotonic()
         states = await stream(http, response.status_url)
-        assert 0.3 < time.monotonic() - started < 3
+        assert time.monotonic() - started > 0.3  # not before the startup timeout of 0.5 s
         assert dev.backend_pids == []
     assert statuses(states) == [*STARTUP[:-1], "hard-terminating", "terminated"]
     assert states[-2].termination_reason == "startuptimeout"
@@ -286,6 +289,7 @@ async def test_startup_timeout(http: aiohttp.ClientSession) -> None:
     assert states[-1].termination_kind == "hard"
 
 
+@pytest.mark.slow
 async def test_idle_sweep_waits_for_open_connections(
     dev: DevServer, http: aiohttp.ClientSession
 ) -> None:
@@ -294,13 +298,13 @@ async def test_idle_sweep_waits_for_open_connections(
     # A proxied connection held open for longer than the limit keeps the backend alive.
     _reader, writer = await asyncio.open_connection("127.0.0.1", int(dev.proxy_url.split(":")[-1]))
     writer.write(f"GET /{response.token}/hold HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await asyncio.sleep(1.6)
+    await asyncio.sleep(1.6)  # an absence: longer than the limit, and no sweep
     async with http.get(response.status_url) as status:
         assert (await status.json())["status"] == "ready"
     writer.close()
     closed = time.monotonic()
     states = await stream(http, response.status_url)
-    assert 0.8 < time.monotonic() - closed < 3
+    assert time.monotonic() - closed > 0.8  # not before the idle limit of 1 s
     assert statuses(states)[-2:] == ["terminating", "terminated"]
     assert states[-1].termination_reason == "swept"
     assert states[-1].termination_kind == "soft"
@@ -310,7 +314,7 @@ async def test_lifetime_limit(dev: DevServer, http: aiohttp.ClientSession) -> No
     started = time.monotonic()
     response = await connect(http, dev, spawn(lifetime_limit_seconds=1))
     states = await stream(http, response.status_url)
-    assert 0.9 < time.monotonic() - started < 3
+    assert time.monotonic() - started > 0.9  # not before the lifetime limit of 1 s
     assert statuses(states) == [*STARTUP, "terminating", "terminated"]
     assert states[-1].termination_reason == "keyexpired"
 
@@ -395,7 +399,7 @@ async def test_endless_output_does_not_stall_the_server(http: aiohttp.ClientSess
             async with http.get(response.url) as proxied:
                 assert await proxied.text() == "ok"
             slowest = max(slowest, time.monotonic() - started)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # pacing: the probes spread over a second, not a wait
         assert slowest < 1.0
     lines = output.getvalue().splitlines()
     prefix = f"[{response.backend_id}] "
@@ -463,12 +467,19 @@ def test_cli_dev_serves_until_interrupted(tmp_path: Any) -> None:
             with urllib.request.urlopen(request, timeout=10) as answer_body:
                 answer = json.load(answer_body)
             assert answer["spawned"] is True
-            time.sleep(0.5)
+            eventually_sync(lambda: backend_status(answer["status_url"]) == "ready")
             process.send_signal(signal.SIGINT)
             assert process.wait(10) == 0
             assert "stopping" in process.stdout.read()
         finally:
             process.kill()
+
+
+def backend_status(status_url: str) -> str:
+    """The status a GET of ``status_url`` reads."""
+    with urllib.request.urlopen(status_url, timeout=10) as answer:
+        status: str = json.load(answer)["status"]
+    return status
 
 
 def test_cli_usage() -> None:

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
 
 
 @pytest.fixture

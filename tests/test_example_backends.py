@@ -16,7 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import BackendProcess, NodeClient, SioClient, backend_command
+
+from tests.helpers.backends import BackendProcess, backend_command
+from tests.helpers.peers import NodeClient, SioClient
 
 SioFactory = Callable[..., Awaitable[SioClient]]
 NodeFactory = Callable[..., Awaitable[NodeClient]]
@@ -24,7 +26,9 @@ NodeFactory = Callable[..., Awaitable[NodeClient]]
 KIB16 = 16 * 1024
 
 
-async def test_welcome_is_the_first_event(example_backend: BackendProcess, sio_client: SioFactory):
+async def test_welcome_is_the_first_event(
+    example_backend: BackendProcess, sio_client: SioFactory
+) -> None:
     headers = {"x-verified-username": "ada", "x-verified-user-data": '{"role": "admin", "n": 1}'}
     client = await sio_client(example_backend.url, headers=headers)
     await client.wait_event("welcome")
@@ -46,7 +50,7 @@ async def test_welcome_is_the_first_event(example_backend: BackendProcess, sio_c
 )
 async def test_welcome_user_is_null_without_valid_headers(
     example_backend: BackendProcess, sio_client: SioFactory, headers: dict[str, str]
-):
+) -> None:
     client = await sio_client(example_backend.url, headers=headers)
     [welcome] = await client.wait_event("welcome")
     assert welcome["user"] is None
@@ -68,7 +72,7 @@ async def test_welcome_user_is_null_without_valid_headers(
 )
 async def test_echo_acks_exactly_its_arguments(
     example_backend: BackendProcess, sio_client: SioFactory, args: tuple[Any, ...]
-):
+) -> None:
     client = await sio_client(example_backend.url)
     assert await client.call("echo", *args) == list(args)
 
@@ -76,7 +80,7 @@ async def test_echo_acks_exactly_its_arguments(
 @pytest.mark.parametrize("args", [(), (1, "x", {"y": None})], ids=["none", "several"])
 async def test_ping_answers_pong_with_the_same_arguments(
     example_backend: BackendProcess, sio_client: SioFactory, args: tuple[Any, ...]
-):
+) -> None:
     client = await sio_client(example_backend.url)
     await client.emit("ping", *args)
     assert await client.wait_event("pong") == list(args)
@@ -84,7 +88,7 @@ async def test_ping_answers_pong_with_the_same_arguments(
 
 async def test_broadcast_reaches_every_socket_sender_included(
     example_backend: BackendProcess, sio_client: SioFactory
-):
+) -> None:
     a = await sio_client(example_backend.url)
     b = await sio_client(example_backend.url)
     await a.emit("broadcast", "hello", {"n": 1})
@@ -95,7 +99,7 @@ async def test_broadcast_reaches_every_socket_sender_included(
 
 async def test_records_keep_the_first_argument_in_order(
     example_backend: BackendProcess, sio_client: SioFactory
-):
+) -> None:
     client = await sio_client(example_backend.url)
     assert await client.call("reset_records") == [True]
     for seq in range(100):
@@ -108,7 +112,7 @@ async def test_records_keep_the_first_argument_in_order(
 
 async def test_whoami_reports_verified_headers_and_auth(
     example_backend: BackendProcess, sio_client: SioFactory
-):
+) -> None:
     headers = {"x-verified-username": "ada", "x-verified-secret": "s3", "x-other": "no"}
     client = await sio_client(example_backend.url, headers=headers, auth={"token": "t", "n": 2})
     [me] = await client.call("whoami")
@@ -127,7 +131,7 @@ async def test_whoami_reports_verified_headers_and_auth(
 
 async def test_sleep_acks_late_without_blocking_other_events(
     example_backend: BackendProcess, sio_client: SioFactory
-):
+) -> None:
     client = await sio_client(example_backend.url)
     started = time.monotonic()
     sleeping = asyncio.ensure_future(client.call("sleep", 0.3))
@@ -139,7 +143,7 @@ async def test_sleep_acks_late_without_blocking_other_events(
 
 async def test_emit_many_streams_in_order_then_acks_the_count(
     example_backend: BackendProcess, sio_client: SioFactory
-):
+) -> None:
     client = await sio_client(example_backend.url)
     payload = {"blob": "y" * 100}
     spec = {"event": "item", "count": 500, "payload": payload}
@@ -150,19 +154,19 @@ async def test_emit_many_streams_in_order_then_acks_the_count(
 
 async def test_disconnect_me_is_a_server_side_disconnect(
     example_backend: BackendProcess, sio_client: SioFactory
-):
+) -> None:
     bystander = await sio_client(example_backend.url)
     client = await sio_client(example_backend.url)
     await client.emit("disconnect_me")
     assert await client.wait_disconnect() == client.sio.reason.SERVER_DISCONNECT
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # an absence: no reconnection meanwhile
     assert not client.sio.connected  # clients don't retry a server-side disconnect
     assert await bystander.call("echo", 1) == [1]
 
 
 async def test_exit_ends_the_process_with_that_code(
     backend_flavour: str, spawn_backend: Callable[..., BackendProcess], sio_client: SioFactory
-):
+) -> None:
     backend = spawn_backend(backend_flavour)
     client = await sio_client(backend.url, client_kwargs={"reconnection": False})
     await client.emit("exit", 3)
@@ -170,9 +174,10 @@ async def test_exit_ends_the_process_with_that_code(
     await client.wait_disconnect()
 
 
+@pytest.mark.slow
 async def test_sigterm_closes_connections_and_exits_0(
     backend_flavour: str, spawn_backend: Callable[..., BackendProcess], sio_client: SioFactory
-):
+) -> None:
     backend = spawn_backend(backend_flavour)
     client = await sio_client(backend.url, client_kwargs={"reconnection": False})
     polling = await sio_client(
@@ -185,7 +190,7 @@ async def test_sigterm_closes_connections_and_exits_0(
     assert backend.log().strip().splitlines() == [f"listening on {backend.port}"]
 
 
-async def test_polling_transport(example_backend: BackendProcess, sio_client: SioFactory):
+async def test_polling_transport(example_backend: BackendProcess, sio_client: SioFactory) -> None:
     client = await sio_client(example_backend.url, transports=["polling"])
     await client.wait_event("welcome")
     assert client.sio.transport() == "polling"
@@ -201,13 +206,13 @@ async def test_polling_transport(example_backend: BackendProcess, sio_client: Si
     assert time.monotonic() - started < 2
 
 
-async def test_plain_http_get_root_answers_ok(example_backend: BackendProcess):
+async def test_plain_http_get_root_answers_ok(example_backend: BackendProcess) -> None:
     async with aiohttp.ClientSession() as http, http.get(example_backend.url + "/") as response:
         assert response.status == 200
         assert await response.text() == "ok"
 
 
-def test_port_is_required(backend_flavour: str):
+def test_port_is_required(backend_flavour: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PORT"}
     result = subprocess.run(
         backend_command(backend_flavour), env=env, capture_output=True, timeout=15, check=False
@@ -219,9 +224,10 @@ def test_port_is_required(backend_flavour: str):
 # --------------------------------------------------------------------------- the Node peer
 
 
+@pytest.mark.node
 async def test_node_client_echo_and_broadcast_with_a_python_client(
     example_backend: BackendProcess, sio_client: SioFactory, node_client: NodeFactory
-):
+) -> None:
     python = await sio_client(example_backend.url)
     node = await node_client(example_backend.url)
     welcome = await node.wait_event("welcome")
@@ -241,9 +247,10 @@ async def test_node_client_echo_and_broadcast_with_a_python_client(
     assert await node.wait_event("broadcast", count=2) == ["from python"]
 
 
+@pytest.mark.node
 async def test_node_client_over_polling_with_auth_and_headers(
     example_backend: BackendProcess, node_client: NodeFactory
-):
+) -> None:
     node = await node_client(
         example_backend.url,
         "/socket.io/",
@@ -258,9 +265,10 @@ async def test_node_client_over_polling_with_auth_and_headers(
     assert await node.close() == 0
 
 
+@pytest.mark.node
 async def test_node_client_batched_polling_emits_all_arrive_in_order(
     example_backend: BackendProcess, node_client: NodeFactory
-):
+) -> None:
     # Over polling, socket.io-client batches queued emits into one request (python-engineio
     # refuses more than 16 packets a request by default).
     node = await node_client(example_backend.url, "/socket.io/", ["polling"])

@@ -6,25 +6,27 @@ import asyncio
 import sys
 from typing import Any
 
-from conftest import REPO_ROOT
-
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.paths import EXAMPLES_DIR
+from tests.helpers.polling import eventually
 
-sys.path.insert(0, str(REPO_ROOT / "examples"))
+sys.path.insert(0, str(EXAMPLES_DIR))
 import chat_bot
 
 
 async def chat_until(session: jrt.Session, predicate: Any, timeout: float = 10) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
+    async def first_match() -> dict[str, Any]:
         async for message in session.stream("chat"):
             if predicate(message):
                 return dict(message)
-    raise AssertionError("the chat stream ended")
+        raise AssertionError("the chat stream ended")
+
+    return await asyncio.wait_for(first_match(), timeout)  # (asyncio.timeout is Python 3.11+)
 
 
 async def test_bot_replies_moderates_and_survives_a_restart() -> None:
-    backend = [sys.executable, str(REPO_ROOT / "examples" / "chat_backend.py")]
+    backend = [sys.executable, str(EXAMPLES_DIR / "chat_backend.py")]
     dev = DevServer(backend=backend, quiet=True)
     async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
         bot = chat_bot.ChatBot(lambda: api.connect(key="lobby", user=chat_bot.NAME))
@@ -47,10 +49,10 @@ async def test_bot_replies_moderates_and_survives_a_restart() -> None:
             # The room's backend dies; the bot comes back by key to a fresh one.
             assert first_backend is not None
             await api.terminate(first_backend, hard=True)
-            for _ in range(100):
-                if bot.sessions == 2 and bot.ready.is_set():
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: bot.sessions == 2 and bot.ready.is_set(),
+                message=lambda: f"the bot is not back: {bot.sessions} sessions",
+            )
             assert bot.sessions == 2, "the bot joined the room's new backend"
             async with jrt.Session(await api.connect(key="lobby", user="ada")) as user:
                 assert user.backend_id != first_backend

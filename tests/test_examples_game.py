@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from conftest import REPO_ROOT
+import pytest
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.paths import EXAMPLES_DIR
 
-sys.path.insert(0, str(REPO_ROOT / "examples"))
+sys.path.insert(0, str(EXAMPLES_DIR))
 import game_bot
 
 
+@pytest.mark.slow
 async def test_several_bots_play_one_room() -> None:
-    backend = [sys.executable, str(REPO_ROOT / "examples" / "game_backend.py")]
+    backend = [sys.executable, str(EXAMPLES_DIR / "game_backend.py")]
     async with (
         DevServer(backend=backend, quiet=True) as dev,
         jrt.Jamsocket.dev_server(dev.api_url) as api,
@@ -37,7 +39,7 @@ def test_next_move_heads_for_the_nearest_coin() -> None:
 
 
 async def test_a_player_keeps_its_queued_inputs_across_a_token_expiry() -> None:
-    backend = [sys.executable, str(REPO_ROOT / "examples" / "game_backend.py")]
+    backend = [sys.executable, str(EXAMPLES_DIR / "game_backend.py")]
     dev = DevServer(backend=backend, quiet=True)
     async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
         renewals = 0
@@ -62,8 +64,11 @@ async def test_a_player_keeps_its_queued_inputs_across_a_token_expiry() -> None:
                 await player.send("move", {"dx": 1, "dy": 0, "seq": seq})
             await asyncio.wait_for(back.wait(), 10)
             assert renewals == 2, "the token was renewed through connect()"
-            async with asyncio.timeout(10):
+
+            async def caught_up() -> None:
                 async for state in player.stream("state"):
                     mine = state["players"].get(me[-1])
                     if mine is not None and mine["last_seq"] == 3:
-                        break
+                        return
+
+            await asyncio.wait_for(caught_up(), 10)  # (asyncio.timeout is Python 3.11+)

@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from faultproxy import FaultProxy, client_tasks, port_of, settle, through
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._backends import free_port
+from tests.helpers.faultproxy import FaultProxy, port_of, through
+from tests.helpers.polling import eventually
+from tests.helpers.sessions import reached_backend
+from tests.helpers.tasks import client_tasks
 
 
 def no_watcher_for(response: jrt.ConnectResponse) -> bool:
@@ -40,7 +43,7 @@ async def test_a_crash_ends_everything_within_two_seconds_and_nothing_reconnects
         async with session as s:
             call = asyncio.ensure_future(s.call("sleep", 30, timeout=60))
             waiting = asyncio.ensure_future(s.wait_for("never"))
-            await asyncio.sleep(0.1)
+            await reached_backend(s)
             connections = counted.accepted
             await s.send("exit", 3)  # the backend dies at once, without a goodbye
             state = await asyncio.wait_for(ended, 2)
@@ -50,7 +53,7 @@ async def test_a_crash_ends_everything_within_two_seconds_and_nothing_reconnects
             with pytest.raises(jrt.BackendTerminated):
                 await asyncio.wait_for(waiting, 1)
             after_the_end = counted.accepted
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # an absence: no connection attempt comes meanwhile
             assert counted.accepted == after_the_end, "no connection attempt after the end"
             # The verdict comes within the disconnect grace period: at most a stray attempt.
             assert after_the_end - connections <= 1
@@ -75,6 +78,7 @@ example_backend.main()
 """
 
 
+@pytest.mark.slow
 async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token() -> None:
     dev = DevServer(backend=[sys.executable, "-c", SLOW_EXIT_BACKEND], quiet=True)
     async with dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
@@ -88,7 +92,7 @@ async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token(
             # Disconnected at once, refused with 410 while terminating: not a TokenExpired.
             with pytest.raises(jrt.BackendTerminated):
                 await asyncio.wait_for(waiting, 10)
-            assert await settle(lambda: bool(ended), timeout=10)
+            await eventually(lambda: ended, timeout=10)
             assert len(ended) == 1
             assert ended[0].termination_reason == jrt.TerminationReason.EXTERNAL
             with pytest.raises(jrt.BackendTerminated):
@@ -98,6 +102,7 @@ async def test_a_410_from_a_terminating_backend_is_its_end_not_an_expired_token(
 # --------------------------------------------------------------------------- dead addresses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
 async def test_a_connect_response_pointing_at_a_dead_port(api: jrt.Jamsocket) -> None:
     response = await api.connect()
@@ -119,7 +124,7 @@ async def test_a_connect_response_pointing_at_a_dead_port(api: jrt.Jamsocket) ->
         async with jrt.Session(bad_status, ready_timeout=1.5):
             pass
     assert f"cannot connect to http://127.0.0.1:{dead}" in str(timeout.value)
-    assert await settle(lambda: not client_tasks(asyncio.all_tasks() - before))
+    await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=2)
     assert no_watcher_for(bad_url)
     assert no_watcher_for(bad_status)
 
@@ -128,7 +133,7 @@ async def test_a_connect_response_pointing_at_a_dead_port(api: jrt.Jamsocket) ->
 
 
 async def never(request: web.Request) -> web.Response:
-    await asyncio.sleep(3600)
+    await asyncio.sleep(3600)  # the server's part: it never answers (the test ends first)
     return web.Response()
 
 
@@ -193,8 +198,8 @@ async def test_api_faults_are_clear_errors_that_leave_nothing_open(
             assert loop.time() - started < 2.0, "within the configured limit"
             assert message in str(info.value)
             assert "BEARER-SECRET" not in str(info.value)
-            assert await settle(lambda: counted.open_connections == 0)
-            assert await settle(lambda: not client_tasks(asyncio.all_tasks() - before))
+            await eventually(lambda: counted.open_connections == 0, timeout=2)
+            await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=2)
     finally:
         await runner.cleanup()
 

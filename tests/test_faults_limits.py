@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import backend_command
-from faultproxy import settle
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
+from tests.helpers.polling import eventually
 
 
 @pytest.fixture
@@ -61,12 +61,12 @@ async def test_slow_handlers_pause_reading_and_lose_nothing(
         async def slow(item: dict[str, Any]) -> None:
             nonlocal peak
             peak = max(peak, len(s._backlog))
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the scenario: a slow handler
             got.append(item["i"])
 
         s.on("item", slow)
         await s.send("emit_many", {"event": "item", "count": 500, "payload": "p" * 100})
-        assert await settle(lambda: len(got) == 500, timeout=20)
+        await eventually(lambda: len(got) == 500, timeout=20)
         assert got == list(range(500)), "nothing lost, nothing reordered"
         assert s.read_pauses >= 1
         if transport == "websocket":
@@ -107,7 +107,7 @@ async def test_stream_overflow_policies(api: jrt.Jamsocket) -> None:
             for _ in range(300):
                 peak = max(peak, len(pausing._buffer))
                 received.append((await pausing.__anext__())["i"])
-                await asyncio.sleep(0.0005)
+                await asyncio.sleep(0.0005)  # the scenario: a slow consumer
         assert received == list(range(300))
         assert s.read_pauses > pauses
         assert peak <= 11

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from faultproxy import FaultProxy, port_of, through
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.faultproxy import FaultProxy, port_of, through
+from tests.helpers.polling import eventually
+from tests.helpers.sessions import reached_backend
 
 # The example backend pinging every second with a 1 s timeout, so that a black hole is noticed
 # within 2 s (with the servers' defaults, 25 + 20 s). python-engineio announces whole seconds.
@@ -127,7 +129,7 @@ async def test_a_call_cut_by_a_reset_fails_promptly_or_is_retried(
         watch = Watch(s)
         cut = asyncio.ensure_future(s.call("sleep", 5, timeout=30))
         kept = asyncio.ensure_future(s.call("sleep", 0.2, timeout=30, retry=True))
-        await asyncio.sleep(0.1)  # both are with the backend now
+        await reached_backend(s)  # both are with the backend now
         fault.reset_all()
         fault.refuse(0.5)
         loop = asyncio.get_running_loop()
@@ -142,6 +144,7 @@ async def test_a_call_cut_by_a_reset_fails_promptly_or_is_retried(
         assert await s.call("echo", "after") == "after"
 
 
+@pytest.mark.slow
 async def test_a_black_hole_is_noticed_by_the_ping_timeout() -> None:
     dev = DevServer(backend=[sys.executable, "-c", FAST_PING_BACKEND], quiet=True)
     async with (
@@ -157,6 +160,7 @@ async def test_a_black_hole_is_noticed_by_the_ping_timeout() -> None:
             assert await s.call("records") == list(range(50))
 
             fault.blackhole()  # no reset, no refusal: silence both ways
+            before_the_hole = fault.accepted
             for seq in range(50, 60):
                 await s.send("record", seq)  # into the hole, before anyone can know
             await watch.until(lambda: watch.errors, timeout=5)
@@ -164,7 +168,8 @@ async def test_a_black_hole_is_noticed_by_the_ping_timeout() -> None:
             assert "no ping" in str(watch.errors[0])
             for seq in range(60, 100):
                 await s.send("record", seq)  # queued: the loss is known
-            await asyncio.sleep(0.3)  # attempts meanwhile meet the hole and time out
+            # A reconnect attempt meets the hole (accepted, never answered) before it heals.
+            await eventually(lambda: fault.accepted > before_the_hole, message="no attempt")
             await fault.heal()
             await watch.until(lambda: watch.reconnects, timeout=10)
             records = await s.call("records")

@@ -12,17 +12,19 @@ import asyncio
 import json
 import shlex
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import backend_command
-from faultproxy import FaultProxy, client_tasks, port_of, settle, through
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
+from tests.helpers.faultproxy import FaultProxy, port_of, through
+from tests.helpers.polling import eventually
+from tests.helpers.tasks import client_tasks
 
 WALK = ["scheduled", "loading", "starting", "waiting", "ready"]
 # What follows a terminate: "terminating" may be skipped when the status is read directly (a
@@ -38,6 +40,11 @@ class Statuses:
         self.terminated: list[jrt.BackendState] = []
         session.on_status(lambda state: self.seen.append(str(state.status)))
         session.on_terminated(self.terminated.append)
+
+
+def accepted_more_than(proxy: FaultProxy, count: int) -> Callable[[], bool]:
+    """Whether ``proxy`` has accepted more than ``count`` connections (a resumed stream)."""
+    return lambda: proxy.accepted > count
 
 
 @pytest.fixture
@@ -58,6 +65,7 @@ async def status(dev: DevServer) -> AsyncIterator[FaultProxy]:
         yield proxy
 
 
+@pytest.mark.slow
 async def test_dropped_while_waiting_for_ready_resumes_without_repeats() -> None:
     # A backend that takes a second and a half to open its port: time to cut its stream twice.
     slow = f"sleep 1.5; exec {shlex.quote(sys.executable)} -m jamsocket_rt.dev.example_backend"
@@ -71,10 +79,11 @@ async def test_dropped_while_waiting_for_ready_resumes_without_repeats() -> None
         statuses = Statuses(session)
         connecting = asyncio.ensure_future(session.connect())
         try:
-            assert await settle(lambda: "waiting" in statuses.seen, timeout=10)
+            await eventually(lambda: "waiting" in statuses.seen, timeout=10)
+            accepted = status.accepted
             assert status.close_all() >= 1  # the server hangs up the stream (FIN)...
-            await asyncio.sleep(0.3)
-            assert status.reset_all() >= 1  # ...and then it is cut (RST)
+            await eventually(lambda: status.accepted > accepted, message="not resumed")
+            assert status.reset_all() >= 1  # ...and then the resumed one is cut (RST)
             await asyncio.wait_for(connecting, 20)
             assert session.ready
             assert statuses.seen == WALK, "each status once, in order, across the replays"
@@ -90,16 +99,17 @@ async def test_cut_while_connected_resumes_and_terminated_is_not_missed(
     statuses = Statuses(s)
     async with s:
         for _ in range(3):
-            before = status.accepted
+            accepted = status.accepted
             assert status.reset_all() >= 1
-            assert await settle(lambda b=before: status.accepted > b, timeout=5), "not resumed"
+            await eventually(accepted_more_than(status, accepted), timeout=5, message="not resumed")
         waiting = asyncio.ensure_future(s.wait_for("never"))
         status.reset_all()  # and once more, just before the end
         assert s.backend_id is not None
         await api.terminate(s.backend_id)
         with pytest.raises(jrt.BackendTerminated):
             await asyncio.wait_for(waiting, 5)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: statuses.terminated)
+        await asyncio.sleep(0.3)  # an absence: no second on_terminated comes meanwhile
         assert len(statuses.terminated) == 1
         assert statuses.seen in ENDINGS
 
@@ -121,8 +131,8 @@ async def test_terminated_while_the_status_path_is_down_is_heard_once_it_returns
             await asyncio.wait_for(waiting, 5)
         assert statuses.terminated == []
         await status.heal()
-        assert await settle(lambda: bool(statuses.terminated), timeout=15), "terminated missed"
-        await asyncio.sleep(0.2)
+        await eventually(lambda: statuses.terminated, timeout=15, message="terminated missed")
+        await asyncio.sleep(0.2)  # an absence: no second on_terminated comes meanwhile
         assert len(statuses.terminated) == 1
         assert s.terminated is not None
         assert statuses.seen in ENDINGS
@@ -269,8 +279,8 @@ async def test_bad_status_streams_fail_clearly_and_leave_nothing_running(
             if error is not jrt.ReadyTimeout:
                 assert loop.time() - started < 1.0, "a bad stream ends the wait at once"
             # Nothing left: no task, no connection, no watcher.
-            assert await settle(lambda: not client_tasks(asyncio.all_tasks() - before))
-            assert await settle(lambda: counted.open_connections == 0)
+            await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=2)
+            await eventually(lambda: counted.open_connections == 0, timeout=2)
             assert not any(url == response.status_url for _, url in status_hub._watchers)
     finally:
         await runner.cleanup()

@@ -10,10 +10,11 @@ import asyncio
 
 import aiohttp
 import pytest
-from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
+from tests.helpers.sessions import reached_backend
 
 
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
@@ -75,7 +76,7 @@ async def test_without_connect_waiters_get_token_expired_promptly(
     async with jrt.Session(await api.connect()) as s:
         waiting = asyncio.ensure_future(s.wait_for("never", timeout=30))
         in_flight = asyncio.ensure_future(s.call("sleep", 30, timeout=30))
-        await asyncio.sleep(0.1)
+        await reached_backend(s)
         assert s.backend_id is not None
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -91,6 +92,7 @@ async def test_without_connect_waiters_get_token_expired_promptly(
         assert s.terminated is None, "an expired token is not a terminated backend"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
 async def test_token_lifetime_expires_tokens_and_a_session_keeps_renewing(
     backend_flavour: str,
@@ -105,13 +107,13 @@ async def test_token_lifetime_expires_tokens_and_a_session_keeps_renewing(
             return await api.connect(key="short-lived")
 
         async with jrt.Session(connect=connect, reconnect_delay=(0.05, 0.2)) as s:
-            answers = []
+            answers: list[int] = []
             loop = asyncio.get_running_loop()
             end = loop.time() + 2.0
             while loop.time() < end:
                 # Idempotent, so retry=True (at-least-once) is safe across the expiries.
                 answers.append(await s.call("echo", len(answers), retry=True, timeout=10))
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # pacing: calls spread over the 2 s, not a wait
         assert answers == list(range(len(answers)))
         assert renewals >= 3, "each token lived half a second"
 

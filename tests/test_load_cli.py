@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
 
 from jamsocket_rt.cli import main
 from jamsocket_rt.load import FixedTarget, LoadConfig, run_load
+from tests.helpers.paths import REPO_ROOT
 
 CLI = [sys.executable, "-m", "jamsocket_rt", "load"]
 
@@ -75,6 +75,7 @@ def connect(api_url: str, key: str) -> dict[str, Any]:
     return response
 
 
+@pytest.mark.slow
 def test_default_run_writes_every_report(tmp_path: Path) -> None:
     done = run_cli(
         "--sessions",
@@ -140,6 +141,7 @@ def test_a_threshold_that_holds_fails_the_run(tmp_path: Path) -> None:
     assert "ops/s" not in done.stderr  # --quiet
 
 
+@pytest.mark.slow
 def test_ping_and_broadcast_in_worker_processes(tmp_path: Path) -> None:
     # Each on another event loop: uvloop (the default where installed, as in the dev extra)
     # and asyncio's own.
@@ -181,6 +183,7 @@ def test_ping_and_broadcast_in_worker_processes(tmp_path: Path) -> None:
         assert report["config"]["loop"] == ("uvloop" if loop == "auto" else loop)
 
 
+@pytest.mark.slow
 def test_user_scenario_file(tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     done = run_cli(
@@ -207,6 +210,7 @@ def test_user_scenario_file(tmp_path: Path) -> None:
     assert report["errors"]["total"] == 0
 
 
+@pytest.mark.slow
 def test_failing_iterations_are_counted_by_kind(tmp_path: Path) -> None:
     scenario = tmp_path / "flaky.py"
     scenario.write_text(
@@ -243,6 +247,7 @@ def test_failing_iterations_are_counted_by_kind(tmp_path: Path) -> None:
     assert "slow" not in report["operations"]  # nothing succeeded
 
 
+@pytest.mark.slow
 def test_fixed_response_and_jamsocket_env_targets(tmp_path: Path) -> None:
     with dev_server() as api_url:
         response = connect(api_url, "fixed")
@@ -288,6 +293,7 @@ def test_fixed_response_and_jamsocket_env_targets(tmp_path: Path) -> None:
         assert report["phases"]["connect_api"]["count"] == 3
 
 
+@pytest.mark.slow
 def test_running_out_of_file_descriptors_is_named(tmp_path: Path) -> None:
     import resource
 
@@ -376,6 +382,7 @@ def test_asking_for_uvloop_where_it_is_missing_is_named(
     assert resolve_loop("auto") == "asyncio"
 
 
+@pytest.mark.slow
 async def test_in_place_progress_on_a_terminal() -> None:
     with dev_server() as api_url:
         response = await _in_thread(connect, api_url, "tty")

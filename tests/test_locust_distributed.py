@@ -11,13 +11,16 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+
+from tests.helpers.net import free_port
+from tests.helpers.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
 
 RUN_SECONDS = 20
 EXPECTED = {
@@ -36,13 +39,6 @@ def locust_command() -> list[str]:
     if locust is None:
         pytest.skip("locust is not installed (pip install 'jamsocket_rt[load]')")
     return [locust, "-f", str(REPO_ROOT / "examples" / "locustfile.py")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_master_and_two_workers_report_every_request(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
+
+from tests.helpers.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -76,19 +79,16 @@ def test_interrupting_a_blocked_cell_leaves_the_kernel_usable() -> None:
             "s.connect()\n"
         )
         assert status == "ok"
-        msg_id = client.execute('s.call("sleep", 30, timeout=None)')
-        # Wait until the cell is running, then interrupt it as the Stop button does.
+        msg_id = client.execute('print("calling", flush=True)\ns.call("sleep", 30, timeout=None)')
+        # Wait until the cell is making the call, then interrupt it as the Stop button does.
         while True:
             msg = client.get_iopub_msg(timeout=30)
             if (
                 msg["parent_header"].get("msg_id") == msg_id
-                and msg["msg_type"] == "status"
-                and msg["content"]["execution_state"] == "busy"
+                and msg["msg_type"] == "stream"
+                and "calling" in msg["content"]["text"]
             ):
                 break
-        import time
-
-        time.sleep(0.5)
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=30)
         assert reply["content"]["status"] == "error"

@@ -88,11 +88,16 @@ def normalized(value: Any) -> Any:
 # --------------------------------------------------------------------------- handshake
 
 
+def state_of(proto: ClientProtocol) -> State:
+    """``proto.state`` read afresh (mypy keeps an ``is`` narrowing across method calls)."""
+    return proto.state
+
+
 def test_open_sends_connect_with_auth(codec: JsonCodec) -> None:
     proto = ClientProtocol(auth={"token": "t", "n": 1}, json=codec)
-    assert proto.state is State.OPENING
+    assert state_of(proto) is State.OPENING
     assert proto.receive_text(OPEN) == []
-    assert proto.state is State.CONNECTING
+    assert state_of(proto) is State.CONNECTING
     assert proto.open_info == OpenInfo("eio", (), 25.0, 20.0, 1_000_000)
     [(opcode, payload)] = proto.data_to_send()
     assert opcode == OP_TEXT
@@ -404,8 +409,9 @@ _json_leaves = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20)
 )
+_binary: st.SearchStrategy[bytes | bytearray | memoryview[int]]
 _binary = st.binary(max_size=40) | st.binary(max_size=40).map(bytearray)
-_binary |= st.binary(max_size=40).map(memoryview)
+_binary |= st.binary(max_size=40).map(lambda data: memoryview(data))
 # A user dict that looks like a placeholder is ambiguous on the wire (for every Socket.IO).
 _keys = st.text(max_size=8).filter(lambda k: k != "_placeholder")
 _values = st.recursive(

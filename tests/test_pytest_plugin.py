@@ -60,6 +60,7 @@ def test_async_use(jamsocket_dev_server):
 """
 
 
+@pytest.mark.slow
 def test_a_user_tests_their_backend_in_a_few_lines(pytester: pytest.Pytester) -> None:
     pytester.makefile(".py", my_backend=BACKEND)
     pytester.makeini(f"[pytest]\njamsocket_backend = {sys.executable} my_backend.py\n")

@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
-
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.paths import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)

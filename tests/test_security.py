@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
-from conftest import backend_command
-from faultproxy import FaultProxy, port_of, through
-from transport_peers import self_signed_certificate
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._backends import free_port
+from tests.helpers.backends import backend_command
+from tests.helpers.faultproxy import FaultProxy, port_of, through
+from tests.helpers.transport_peers import self_signed_certificate
 
 BEARER = "bearer-" + secrets.token_hex(12)
 
@@ -150,7 +150,7 @@ class Platform:
         await response.prepare(request)
         state = {"status": "ready", "time": "2024-05-01T10:00:00Z"}
         await response.write(f"data:{json.dumps(state)}\n\n".encode())
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the server's part: a status stream never ends by itself
         return response
 
 

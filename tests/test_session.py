@@ -7,21 +7,14 @@ import signal
 from typing import Any
 
 import pytest
-from conftest import NodeClient
 
 import jamsocket_rt as jrt
 from jamsocket_rt.asyncio import status as status_hub
 from jamsocket_rt.dev import DevServer
-
-
-def client_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
-    """The tasks that are not the dev server's (which runs in the test's loop too)."""
-    server_side = ("/jamsocket_rt/dev/", "/aiohttp/web_")
-    return [
-        task
-        for task in tasks
-        if not any(part in task.get_coro().cr_code.co_filename for part in server_side)  # type: ignore[union-attr]
-    ]
+from tests.helpers.peers import NodeClient
+from tests.helpers.polling import eventually
+from tests.helpers.sessions import reached_backend
+from tests.helpers.tasks import client_tasks
 
 
 async def test_first_events_reach_listeners_registered_before_connect(api: jrt.Jamsocket) -> None:
@@ -30,7 +23,7 @@ async def test_first_events_reach_listeners_registered_before_connect(api: jrt.J
     welcomes: list[Any] = []
     session.on("welcome", welcomes.append)
     async with session:
-        await asyncio.sleep(0.05)
+        await eventually(lambda: welcomes, message="the welcome emitted on connection was lost")
         assert len(welcomes) == 1, "the welcome emitted on connection was lost"
         assert welcomes[0]["backend_id"] == response.backend_id
         assert session.ready
@@ -47,8 +40,9 @@ async def test_send_call_wait_for_stream(api: jrt.Jamsocket) -> None:
         assert await s.call("echo", {"big": big}) == {"big": big}
 
         pong = s.wait_for("pong", timeout=5)  # listening from the call, not the await
+        arrived = s.wait_for("pong", timeout=5)  # (both are answered by the same pong)
         await s.send("ping", {"n": 1})
-        await asyncio.sleep(0.05)
+        await arrived  # the pong has come before `pong` is awaited
         assert await pong == {"n": 1}
 
         stream = s.stream("tick")
@@ -69,7 +63,7 @@ async def test_status_walk_hooks_and_ready(api: jrt.Jamsocket) -> None:
     session.on_status(lambda state: seen.append(str(state.status)))
     session.on_ready(lambda: ready_calls.append(True))
     async with session:
-        await asyncio.sleep(0.05)
+        await eventually(lambda: ready_calls)
     assert seen[-1] == "ready"
     assert seen == sorted(set(seen), key=seen.index), "no status may repeat"
     order = ["scheduled", "loading", "starting", "waiting", "ready"]
@@ -102,7 +96,7 @@ async def test_terminate_fires_on_terminated_and_fails_waiters(api: jrt.Jamsocke
         s.on_terminated(ended.append)
         slow = asyncio.ensure_future(s.call("sleep", 30, timeout=None))
         waiting = asyncio.ensure_future(s.wait_for("never"))
-        await asyncio.sleep(0.1)
+        await reached_backend(s)
         assert s.backend_id is not None
         await api.terminate(s.backend_id)
         with pytest.raises(jrt.BackendTerminated) as info:
@@ -111,7 +105,7 @@ async def test_terminate_fires_on_terminated_and_fails_waiters(api: jrt.Jamsocke
         assert info.value.state.is_terminated
         with pytest.raises(jrt.BackendTerminated):
             await waiting
-        await asyncio.sleep(0.05)
+        await eventually(lambda: ended)
         assert len(ended) == 1
         assert s.terminated is not None
         assert not s.connected
@@ -138,7 +132,7 @@ async def test_sessions_on_one_backend_share_one_status_stream(api: jrt.Jamsocke
         got = asyncio.ensure_future(b.wait_for("broadcast", timeout=5))
         await a.send("broadcast", "hi")
         assert await got == "hi"
-    await asyncio.sleep(0)
+    await eventually(lambda: len(status_hub._watchers) == before, timeout=2)
     assert len(status_hub._watchers) == before
 
 
@@ -153,7 +147,7 @@ async def test_handler_errors_reach_on_error_and_the_session_goes_on(api: jrt.Ja
 
         await s.send("ping", 1)
         assert await s.call("echo", "still alive") == "still alive"
-        await asyncio.sleep(0.05)
+        await eventually(lambda: errors)
         assert [str(e) for e in errors] == ["boom 1"]
 
 
@@ -166,17 +160,14 @@ async def test_async_handlers_run_one_at_a_time_in_order(api: jrt.Jamsocket) -> 
             nonlocal running
             running += 1
             assert running == 1
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # the scenario: a handler that takes a while
             order.append(item["i"])
             running -= 1
 
         remove = s.on("item", slow)
         s.on("item", lambda item: order.append(-item["i"]))
         await s.call("emit_many", {"event": "item", "count": 20, "payload": None})
-        for _ in range(100):
-            if len(order) == 40:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: len(order) == 40, timeout=2)
         expected = [x for i in range(20) for x in (i, -i)]
         assert order == expected
         remove()
@@ -236,13 +227,14 @@ async def test_close_leaves_no_task_and_installs_no_signal_handler(api: jrt.Jams
         await s.call("echo", 1)
         assert signal.getsignal(signal.SIGINT) is handler
         assert client_tasks(asyncio.all_tasks() - before), "the session should have tasks"
-    await asyncio.sleep(0.05)
+    await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=2)
     assert client_tasks(asyncio.all_tasks() - before) == []
     assert signal.getsignal(signal.SIGINT) is handler
     with pytest.raises(jrt.SessionClosed):
         await s.send("ping")
 
 
+@pytest.mark.slow
 async def test_polling_transport(api: jrt.Jamsocket) -> None:
     handler = signal.getsignal(signal.SIGINT)
     async with jrt.Session(await api.connect(), transports=["polling"]) as s:
@@ -253,6 +245,7 @@ async def test_polling_transport(api: jrt.Jamsocket) -> None:
     assert signal.getsignal(signal.SIGINT) is handler
 
 
+@pytest.mark.node
 @pytest.mark.parametrize("backend_flavour", ["python"], indirect=True)
 async def test_a_broadcast_from_a_node_client_reaches_a_python_session(
     api: jrt.Jamsocket, require_node: str
@@ -295,6 +288,7 @@ def test_bad_options_fail_at_construction() -> None:
         jrt.Session()
 
 
+@pytest.mark.slow
 def test_the_readme_demo_runs_end_to_end() -> None:
     """`./run demo` is the README's first command: keep it working."""
     import subprocess
@@ -334,14 +328,11 @@ async def test_plain_functions_returning_coroutines_are_awaited_in_order(
         order: list[Any] = []
 
         async def record(item: dict[str, Any]) -> None:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the scenario: a coroutine that yields to the loop
             order.append(item["i"])
 
         s.on("item", lambda item: record(item))  # a lambda: not a coroutine function itself
         s.on("item", lambda item: order.append(-item["i"]))
         await s.call("emit_many", {"event": "item", "count": 5, "payload": None})
-        for _ in range(100):
-            if len(order) == 10:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: len(order) == 10, timeout=2)
         assert order == [x for i in range(5) for x in (i, -i)]

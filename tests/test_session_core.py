@@ -8,13 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jamsocket_rt import BackendState, BackendStatus
+from jamsocket_rt import BackendState, BackendStatus, SendQueueFull
 from jamsocket_rt.protocol.session import (
     Backoff,
     Listeners,
     Outbox,
     Outgoing,
-    SendQueueFull,
     StatusTracker,
     checked_copy,
     payload_of,

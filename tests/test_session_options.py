@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import socketio
 from aiohttp import web
-from conftest import backend_command
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.backends import backend_command
 
 
 class StuckPlatform:
@@ -37,10 +37,10 @@ class StuckPlatform:
         self.app.router.add_get("/status", self.status)
         self.app.router.add_get("/status/stream", self.stream)
         self.app.router.add_get("/ready", self.ready)
+        self.sio.on("echo", self.echo)  # a call: python-socketio's decorators are untyped
 
-        @self.sio.on("echo")  # type: ignore[untyped-decorator]
-        async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
-            return args
+    async def echo(self, sid: str, *args: Any) -> tuple[Any, ...]:
+        return args
 
     def state(self) -> dict[str, Any]:
         return {"status": "waiting", "time": "2026-01-01T00:00:00Z"}
@@ -52,7 +52,7 @@ class StuckPlatform:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(f"data:{json.dumps(self.state())}\n\n".encode())
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # the server's part: a status stream never ends by itself
         return response
 
     async def ready(self, request: web.Request) -> web.Response:

@@ -10,7 +10,13 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO_ROOT, node_missing_reason
+import pytest
+
+from tests.helpers.node import node_missing_reason
+from tests.helpers.paths import REPO_ROOT
+
+# Slow, not node: it runs the Node backend where installed, else the Python one.
+pytestmark = pytest.mark.slow
 
 
 def test_fifty_sessions_for_ten_seconds_lose_nothing_and_do_not_grow() -> None:

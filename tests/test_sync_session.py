@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, cast
 
 import pytest
 
@@ -19,6 +20,14 @@ def dev(jamsocket_dev_server: BackgroundDevServer) -> BackgroundDevServer:
     return jamsocket_dev_server
 
 
+Handler = Callable[[Any], None]
+
+
+def closable(stream: Iterator[Any]) -> Generator[Any, None, None]:
+    """A SyncSession stream, which is a generator (closed with close()), as its type."""
+    return cast(Generator[Any, None, None], stream)
+
+
 def loop_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "jamsocket_rt loop"]
 
@@ -31,11 +40,11 @@ def test_blocking_session_in_a_plain_script(dev: BackgroundDevServer) -> None:
         assert s.ready
         assert s.connected
         assert s.call("echo", "hi", timeout=5) == "hi"
-        pongs = s.stream("pong")  # listening before sending: a pong can beat a later wait
+        pongs = closable(s.stream("pong"))  # listening before sending: a pong can beat a wait
         s.send("ping", 7)
         assert next(pongs) == 7
         pongs.close()
-        events = s.stream("tick")
+        events = closable(s.stream("tick"))
         assert s.call("emit_many", {"event": "tick", "count": 5, "payload": 0}) == 5
         assert [next(events)["i"] for _ in range(5)] == list(range(5))
         events.close()
@@ -49,8 +58,9 @@ def test_handlers_run_on_the_loop_thread_and_cannot_block_on_it(dev: BackgroundD
     errors: list[BaseException] = []
     with jrt.SyncSession(dev.connect()) as s:
         s.on_error(errors.append)
+        on_pong: Callable[[Handler], Handler] = s.on("pong")  # (SyncSession.on gives Any)
 
-        @s.on("pong")
+        @on_pong
         def handler(payload: Any) -> None:
             seen.append(threading.current_thread().name)
             s.call("echo", 1)  # blocking on the loop thread would deadlock: it must raise

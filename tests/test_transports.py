@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transport_peers import (
+
+from jamsocket_rt import TokenExpired
+from jamsocket_rt.protocol.engineio import ProtocolError
+from jamsocket_rt.transport.base import ConnectRefused, ConnectTarget, Transport
+from jamsocket_rt.transport.python_socketio import PythonSocketIOTransport
+from jamsocket_rt.transport.websocket import WebSocketTransport
+from tests.helpers.polling import eventually
+from tests.helpers.transport_peers import (
     TOKEN_PATH,
     Recorder,
     ScriptedPeer,
@@ -31,12 +38,6 @@ from transport_peers import (
     silent_server,
     text,
 )
-
-from jamsocket_rt import TokenExpired
-from jamsocket_rt.protocol.engineio import ProtocolError
-from jamsocket_rt.transport.base import ConnectRefused, ConnectTarget, Transport
-from jamsocket_rt.transport.python_socketio import PythonSocketIOTransport
-from jamsocket_rt.transport.websocket import WebSocketTransport
 
 KINDS = {
     "websocket": (WebSocketTransport, ("websocket",)),
@@ -79,7 +80,7 @@ def node_origin() -> Iterator[str]:
         yield origin
 
 
-@pytest.fixture(params=["python", "node"])
+@pytest.fixture(params=["python", pytest.param("node", marks=pytest.mark.node)])
 def peer(request: pytest.FixtureRequest) -> str:
     origin: str = request.getfixturevalue(f"{request.param}_origin")
     return origin
@@ -222,7 +223,7 @@ async def test_server_disconnect_reports_loss_once(peer: str, connect: Connect) 
     error = await recorder.wait_lost()
     assert isinstance(error, ConnectionAbortedError)
     assert not transport.connected
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # an absence: no second loss is reported meanwhile
     await transport.close()
     await transport.close()
     assert recorder.losses == [error]
@@ -243,7 +244,7 @@ async def test_close_reports_nothing_and_leaves_no_task(peer: str, kind: str) ->
     await transport.close()
     assert not transport.connected
     assert recorder.losses == []
-    await asyncio.sleep(0)  # let finished tasks leave the loop's set
+    await eventually(lambda: not asyncio.all_tasks() - before, timeout=2)
     assert asyncio.all_tasks() - before == set()
 
 
@@ -390,7 +391,8 @@ def short_ping_peer(which: str) -> Iterator[str]:
             yield origin
 
 
-@pytest.mark.parametrize("which", ["python", "node"])
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["python", pytest.param("node", marks=pytest.mark.node)])
 async def test_black_holed_connection_is_detected(which: str, kind: str) -> None:
     if kind == "psio-polling":
         pytest.skip(
@@ -402,21 +404,20 @@ async def test_black_holed_connection_is_detected(which: str, kind: str) -> None
             transport = make_transport(kind)
             await transport.connect(target(kind, proxy.origin), recorder)
             try:
-                # Pings are answered: several ping windows pass without a loss.
+                # Pings are answered: several ping windows pass without a loss (an absence).
                 await asyncio.sleep(0.8)
                 assert transport.connected
                 assert await call(transport, "echo", "alive") == ["alive"]
                 proxy.stall()
                 stalled = time.monotonic()
                 error = await recorder.wait_lost(timeout=10.0)
-                elapsed = time.monotonic() - stalled
-                assert elapsed < 3.0
+                # Noticed within the ping timeout (0.2 + 0.3 s), with room for a busy machine.
+                assert time.monotonic() - stalled < 3.0
                 if kind == "websocket":
                     assert isinstance(error, TimeoutError)
-                    assert elapsed >= 0.25  # the last ping can be up to pingInterval old
                 else:
                     assert isinstance(error, ConnectionError)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # an absence: no second loss is reported meanwhile
                 assert len(recorder.losses) == 1
             finally:
                 await transport.close()
@@ -435,7 +436,7 @@ async def test_drain_waits_for_a_stalled_peer(python_origin: str, kind: str) -> 
             for _ in range(24):  # more than the kernel's loopback buffers hold
                 transport.emit("sink", [chunk])
             drain = asyncio.ensure_future(transport.drain())
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # an absence: drain() does not return while stalled
             assert not drain.done()
             proxy.resume()
             await asyncio.wait_for(drain, 10.0)
@@ -504,6 +505,7 @@ async def open_scripted(origin: str, recorder: Recorder | None = None) -> WebSoc
     return transport
 
 
+@pytest.mark.slow
 async def test_frames_split_at_every_byte_and_joined_in_one_segment() -> None:
     """Frames arrive one byte at a time, or many per segment, or with the 101 head."""
     big = "y" * 70_000  # a 64-bit length
@@ -517,7 +519,7 @@ async def test_frames_split_at_every_byte_and_joined_in_one_segment() -> None:
             await peer.writer.drain()
         peer.send(stream[400:])
         peer.send(text('42["a"]') + text('42["b"]') + text('42["c"]'))
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     # The OPEN packet comes in the same write as the response head.
     async with scripted_ws_server(script) as origin:
@@ -539,6 +541,7 @@ async def test_frames_split_at_every_byte_and_joined_in_one_segment() -> None:
             await transport.close()
 
 
+@pytest.mark.slow
 async def test_fragmented_messages_pings_and_pongs() -> None:
     async def script(peer: ScriptedPeer) -> None:
         await peer.handshake()
@@ -551,14 +554,14 @@ async def test_fragmented_messages_pings_and_pongs() -> None:
         assert await peer.read_frame() == (0xA, b"are you there")
         peer.send(text("2"))  # an Engine.IO ping
         assert await peer.read_text() == "3"
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     async with scripted_ws_server(script) as origin:
         recorder = Recorder()
         transport = await open_scripted(origin, recorder)
         try:
             assert await recorder.wait_event("frag") == ["z" * 50]
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # an absence: no loss comes meanwhile
             assert recorder.losses == []
         finally:
             await transport.close()
@@ -578,15 +581,18 @@ async def test_fragmented_messages_pings_and_pongs() -> None:
     ],
 )
 async def test_websocket_protocol_errors_end_the_connection(frame: bytes, problem: str) -> None:
+    connected = asyncio.Event()  # the bad frame comes once connect() has returned
+
     async def script(peer: ScriptedPeer) -> None:
         await peer.handshake()
-        await asyncio.sleep(0.05)
+        await connected.wait()
         peer.send(frame)
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     async with scripted_ws_server(script) as origin:
         recorder = Recorder()
         transport = await open_scripted(origin, recorder)
+        connected.set()
         try:
             error = await recorder.wait_lost()
             assert isinstance(error, ProtocolError)
@@ -603,7 +609,7 @@ async def test_server_close_frame_is_answered_and_reported() -> None:
         await peer.handshake()
         peer.send(server_frame(0x8, (4000).to_bytes(2, "big") + b"bye"))
         answered.append(await peer.read_frame())
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     async with scripted_ws_server(script) as origin:
         recorder = Recorder()
@@ -612,7 +618,8 @@ async def test_server_close_frame_is_answered_and_reported() -> None:
             error = await recorder.wait_lost()
             assert isinstance(error, ConnectionResetError)
             assert "websocket close code 4000" in str(error)
-            await recorder.wait_until(lambda: bool(answered))
+            # (The server's own list: nothing the recorder hears announces it, so it is polled.)
+            await eventually(lambda: answered, timeout=5)
             assert answered == [(0x8, (4000).to_bytes(2, "big"))]
         finally:
             await transport.close()
@@ -646,7 +653,7 @@ async def test_polite_close_sends_disconnect_and_close_frame() -> None:
 )
 async def test_a_failed_upgrade_is_a_connection_error(server: dict[str, Any], problem: str) -> None:
     async def script(peer: ScriptedPeer) -> None:
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     async with scripted_ws_server(script, **server) as origin:
         transport = WebSocketTransport()
@@ -657,13 +664,14 @@ async def test_a_failed_upgrade_is_a_connection_error(server: dict[str, Any], pr
         await transport.close()
 
 
+@pytest.mark.slow
 async def test_upgrade_request_carries_path_host_and_headers() -> None:
     requests: list[bytes] = []
 
     async def script(peer: ScriptedPeer) -> None:
         requests.append(peer.request)
         await peer.handshake()
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     async with scripted_ws_server(script) as origin:
         transport = WebSocketTransport()
@@ -684,12 +692,15 @@ async def test_upgrade_request_carries_path_host_and_headers() -> None:
         )
 
 
+@pytest.mark.slow
 async def test_paused_reading_keeps_what_arrived_until_resumed() -> None:
+    pausing = asyncio.Event()  # set once the recorder can pause the transport
+
     async def script(peer: ScriptedPeer) -> None:
         await peer.handshake()
-        await asyncio.sleep(0.05)
+        await pausing.wait()
         peer.send(b"".join(text(f'42["n",{i}]') for i in range(10)))
-        await asyncio.sleep(5)
+        await peer.stay_open()
 
     class Pausing(Recorder):
         transport: WebSocketTransport | None = None
@@ -703,9 +714,10 @@ async def test_paused_reading_keeps_what_arrived_until_resumed() -> None:
         recorder = Pausing()
         transport = await open_scripted(origin, recorder)
         recorder.transport = transport
+        pausing.set()
         try:
             await recorder.wait_until(lambda: len(recorder.received("n")) >= 3)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # an absence: nothing more is read while paused
             assert recorder.received("n") == [[0], [1], [2]], "at most the message being read"
             transport.resume_reading()
             await recorder.wait_until(lambda: len(recorder.received("n")) == 10)
@@ -718,7 +730,7 @@ async def test_paused_reading_keeps_what_arrived_until_resumed() -> None:
 
 
 async def test_coarse_timers_never_fire_early_and_cancel_cheaply() -> None:
-    from jamsocket_rt.transport._timers import TICK, coarse_timers
+    from jamsocket_rt.transport._timers import coarse_timers
 
     loop = asyncio.get_running_loop()
     timers = coarse_timers(loop)
@@ -733,11 +745,12 @@ async def test_coarse_timers_never_fire_early_and_cancel_cheaply() -> None:
     cancelled.cancel()
     cancelled.cancel()
     assert cancelled.cancelled()
-    await asyncio.sleep(0.45)
+    # "long" is due last: by then the cancelled one was due too.
+    await eventually(lambda: any(name == "long" for name, _ in fired), timeout=5)
     assert [name for name, _ in fired] == ["tiny", "short", "long"]
     for name, late in fired:
+        # Only this side is guaranteed: on a busy machine any timer can be late.
         assert late >= -1e-3, f"{name} fired {-late} s early"
-        assert late < TICK + 0.1, f"{name} fired {late} s late"
 
 
 def test_coarse_timers_go_with_their_loop() -> None:
@@ -751,8 +764,9 @@ def test_coarse_timers_go_with_their_loop() -> None:
     async def use_timers() -> None:
         loop = asyncio.get_running_loop()
         loops.append(weakref.ref(loop))
-        _timers.coarse_timers(loop).call_later(0.01, lambda: None)
-        await asyncio.sleep(0.05)
+        fired = asyncio.Event()
+        _timers.coarse_timers(loop).call_later(0.01, fired.set)
+        await fired.wait()
 
     for _ in range(3):
         asyncio.run(use_timers())
@@ -775,7 +789,7 @@ async def test_a_failing_timer_callback_is_reported_and_others_run() -> None:
         timers = coarse_timers(loop)
         timers.call_later(0.02, boom)
         timers.call_later(0.02, ran.append, 1)
-        await asyncio.sleep(0.1)
+        await eventually(lambda: ran, timeout=5)
         assert ran == [1]
         assert [str(c["exception"]) for c in reported] == ["timer bug"]
     finally:

@@ -209,6 +209,7 @@ class _PlatformStub(StubServer):
 
     async def _terminate(self, backend: StubBackend, hard: bool) -> None:
         kind = "hard" if hard else "soft"
+        # The stub's own pace: statuses a moment apart, after the answer, as a real controller.
         await asyncio.sleep(0.01)
         if backend.status not in ("terminating", "terminated"):
             await self.advance(

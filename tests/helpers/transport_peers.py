@@ -25,8 +25,9 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-NODE_PEER = Path(__file__).resolve().parent / "node" / "peer_server.js"
-NODE_MODULES = Path(__file__).resolve().parent / "node" / "node_modules"
+from tests.helpers.paths import NODE_DIR, NODE_MODULES
+
+NODE_PEER = NODE_DIR / "peer_server.js"
 
 #: A path with a token segment, as the Jamsocket proxy serves it.
 TOKEN_PATH = "/SOMETOKEN/socket.io/"
@@ -107,7 +108,6 @@ def _python_app(
     headers: dict[str, Any] = {}
     background: set[asyncio.Task[Any]] = set()
 
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if isinstance(auth, dict) and auth.get("reject"):
             raise socketio.exceptions.ConnectionRefusedError("rejected by peer", {"reason": "test"})
@@ -116,15 +116,12 @@ def _python_app(
         # python-socketio sends this before its CONNECT answer: clients must hold it back.
         await sio.emit("welcome", {"sid": sid}, to=sid)
 
-    @sio.on("echo")
     async def echo(sid: str, *args: Any) -> tuple[Any, ...]:
         return args
 
-    @sio.on("push")
     async def push(sid: str, name: str, *args: Any) -> None:
         await sio.emit(name, args, to=sid)
 
-    @sio.on("ask")
     async def ask(sid: str, name: str, *args: Any) -> None:
         def answered(*answer: Any) -> None:
             task = asyncio.ensure_future(sio.emit("answer", list(answer), to=sid))
@@ -133,13 +130,23 @@ def _python_app(
 
         await sio.emit(name, args, to=sid, callback=answered)
 
-    @sio.on("whoami")
     async def whoami(sid: str) -> dict[str, Any]:
         return {"sid": sid, "auth": auths.get(sid), "header": headers.get(sid)}
 
-    @sio.on("kick")
     async def kick(sid: str) -> None:
         await sio.disconnect(sid)
+
+    # sio.on(...) as a call rather than a decorator: python-socketio's decorators are untyped.
+    handlers: dict[str, Callable[..., Awaitable[Any]]] = {
+        "connect": connect,
+        "echo": echo,
+        "push": push,
+        "ask": ask,
+        "whoami": whoami,
+        "kick": kick,
+    }
+    for event, handler in handlers.items():
+        sio.on(event, handler)
 
     app = web.Application()
     sio.attach(app, socketio_path=path)
@@ -309,9 +316,6 @@ class TcpProxy:
         sink.close()
 
 
-# --------------------------------------------------------------------------- listener
-
-
 # --------------------------------------------------------------------------- scripted websocket
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -369,6 +373,15 @@ class ScriptedPeer:
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
+
+    async def stay_open(self) -> None:
+        """Keeps the connection open and answers nothing, until the client closes it.
+
+        What the client sends meanwhile is read and ignored. (The server's shutdown cancels
+        this when the test ends first.)
+        """
+        while await self.reader.read(65536):
+            pass
 
     async def handshake(self, sid: str = "scripted") -> None:
         """Engine.IO OPEN, the client's CONNECT, and the CONNECT answer."""

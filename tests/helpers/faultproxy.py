@@ -23,9 +23,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import jamsocket_rt as jrt
@@ -33,7 +31,7 @@ import jamsocket_rt as jrt
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN
 
 
-def _reset(transport: asyncio.BaseTransport | None) -> None:
+def _reset(transport: asyncio.Transport | None) -> None:
     """Closes a connection with a TCP reset (as a crashed middlebox or a cut path would)."""
     if transport is None or transport.is_closing():
         return
@@ -221,7 +219,9 @@ class FaultProxy:
             self._relisten.cancel()
         self._stop_listening()
         self.reset_all()
-        await asyncio.sleep(0)  # let the transports run connection_lost
+        # One loop iteration, not a guess at a duration: abort() has scheduled each
+        # transport's connection_lost with call_soon, and this lets them run.
+        await asyncio.sleep(0)
 
     async def __aenter__(self) -> FaultProxy:
         await self.start()
@@ -340,25 +340,3 @@ def through(
     if status is not None:
         data["status_url"] = status.rewrite(response.status_url)
     return jrt.ConnectResponse.from_dict(data)
-
-
-def client_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
-    """The tasks that are not a server's (the dev server and stubs run in the test's loop too)."""
-    server_side = ("/jamsocket_rt/dev/", "/aiohttp/web_", "/faultproxy.py")
-    return [task for task in tasks if not any(part in _code_file(task) for part in server_side)]
-
-
-def _code_file(task: asyncio.Task[Any]) -> str:
-    code = getattr(task.get_coro(), "cr_code", None)
-    return code.co_filename if code is not None else ""
-
-
-async def settle(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Waits (polling) until ``condition()`` holds; returns whether it did within ``timeout``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        if loop.time() >= end:
-            return False
-        await asyncio.sleep(0.02)
-    return True
