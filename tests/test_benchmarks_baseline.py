@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 
 def test_a_baseline_tree_is_measured_beside_the_current_code(

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 import pytest
-from plane_stub import PlaneStub
 
 import jamsocket_rt as jrt
 from jamsocket_rt.cli import build_parser, main
@@ -32,6 +31,7 @@ from jamsocket_rt.platform.config import (
     platform_from_env,
     resolve_platform,
 )
+from tests.helpers.plane_stub import PlaneStub
 
 SECRET = "s3cret-value-never-shown"
 #: The positional arguments each platform subcommand needs.

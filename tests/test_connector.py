@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from transport_peers import TOKEN_PATH, Recorder, python_peer
 
 from jamsocket_rt.transport.base import ConnectTarget
 from jamsocket_rt.transport.connector import AddrInfo, Connector, default_connector
 from jamsocket_rt.transport.websocket import WebSocketTransport
+from tests.helpers.transport_peers import TOKEN_PATH, Recorder, python_peer
 
 
 class Lookups:

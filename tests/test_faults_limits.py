@@ -18,6 +18,7 @@ import pytest
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from jamsocket_rt.protocol.options import TransportName
 from tests.helpers.backends import backend_command
 from tests.helpers.polling import eventually
 
@@ -52,7 +53,7 @@ async def test_a_message_over_max_payload_ends_the_connection_clearly(api: jrt.J
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_slow_handlers_pause_reading_and_lose_nothing(
-    api: jrt.Jamsocket, transport: str
+    api: jrt.Jamsocket, transport: TransportName
 ) -> None:
     async with jrt.Session(await api.connect(), transports=[transport], max_backlog=20) as s:
         got: list[int] = []

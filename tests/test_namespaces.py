@@ -19,7 +19,7 @@ import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
 
 HERE = Path(__file__).resolve().parent
-FLAVOURS = ("node", "python")
+FLAVOURS = (pytest.param("node", marks=pytest.mark.node), "python")
 
 
 def namespace_backend(flavour: str) -> list[str]:

@@ -27,6 +27,7 @@ from aiohttp import web
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.dev._backends import free_port
+from jamsocket_rt.protocol.options import TRANSPORTS
 from tests.helpers.backends import backend_command
 from tests.helpers.faultproxy import FaultProxy, port_of, through
 from tests.helpers.transport_peers import self_signed_certificate
@@ -194,7 +195,7 @@ async def test_tls_is_verified_by_default(platform: tuple[str, str]) -> None:
             pass
     assert loop.time() - started < 10, "a certificate that fails is not retried until timeout"
     assert "ssl=" in str(status_error.value)
-    for transports in (["websocket"], ["polling"]):
+    for transports in ([kind] for kind in TRANSPORTS):
         with pytest.raises(ConnectionError, match=r"(?i)certificate verify failed"):
             async with jrt.Session(response_for(secure, plain), transports=transports):
                 pass
@@ -206,7 +207,7 @@ async def test_tls_verification_is_turned_off_or_customised_explicitly(
     secure, _ = platform
     trusting = ssl.create_default_context(cafile=str(certificate))
     for setting in (False, trusting):
-        for transports in (["websocket"], ["polling"]):
+        for transports in ([kind] for kind in TRANSPORTS):
             response = response_for(secure, secure)
             async with jrt.Session(response, ssl=setting, transports=transports) as s:
                 assert await s.call("echo", "secure") == "secure"

@@ -277,7 +277,7 @@ def test_bad_options_fail_at_construction() -> None:
     with pytest.raises(TypeError):
         jrt.Session(response, no_such_option=1)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="transports"):
-        jrt.Session(response, transports=["carrier-pigeon"])
+        jrt.Session(response, transports=["carrier-pigeon"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="ready_timeout"):
         jrt.Session(response, ready_timeout=-1)
     with pytest.raises(ValueError, match="max_queue"):

@@ -20,15 +20,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transport_peers import (
-    SIO_OPEN,
-    TOKEN_PATH,
-    Recorder,
-    ScriptedPeer,
-    scripted_ws_server,
-    server_frame,
-    text,
-)
 
 from jamsocket_rt import TokenExpired
 from jamsocket_rt.protocol.engineio import MAX_PING_MS, ProtocolError, parse_open
@@ -48,6 +39,15 @@ from jamsocket_rt.protocol.websocket import (
 from jamsocket_rt.transport import connector as connector_module
 from jamsocket_rt.transport.base import ConnectTarget
 from jamsocket_rt.transport.websocket import WebSocketTransport
+from tests.helpers.transport_peers import (
+    SIO_OPEN,
+    TOKEN_PATH,
+    Recorder,
+    ScriptedPeer,
+    scripted_ws_server,
+    server_frame,
+    text,
+)
 
 BIG = 1 << 20  # max_payload of the parsers fed valid streams
 SMALL = 100  # max_payload of the parsers fed invalid frames (after a valid prefix)

@@ -42,9 +42,11 @@ for name in ("/", "/admin", "/game"):
     serve(name)
 
 
-@sio.on("connect", namespace="/locked")  # type: ignore[misc]
 async def refuse(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
     raise socketio.exceptions.ConnectionRefusedError({"message": "locked", "code": 403})
+
+
+sio.on("connect", refuse, namespace="/locked")
 
 
 async def main() -> None:
