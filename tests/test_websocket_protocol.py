@@ -36,7 +36,7 @@ from jamsocket_rt.protocol.websocket import (
     encode_frame,
     is_valid_close_code,
 )
-from jamsocket_rt.transport import connector as connector_module
+from jamsocket_rt.transport import wsconnection as connection_module
 from jamsocket_rt.transport.base import ConnectTarget
 from jamsocket_rt.transport.websocket import WebSocketTransport
 from tests.helpers.transport_peers import (
@@ -641,7 +641,7 @@ async def test_a_server_that_ended_the_session_gets_a_close_frame_and_the_client
 ) -> None:
     # The server said goodbye: the client answers and ends TCP itself, without waiting for
     # the server (python-engineio waits for the client to go).
-    monkeypatch.setattr(connector_module, "CLOSE_TIMEOUT", 60.0)
+    monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", 60.0)
     closes = Frames()
     gone = asyncio.Event()
 
@@ -696,7 +696,7 @@ async def test_after_answering_a_close_the_client_waits_for_the_server_to_end_tc
 async def test_a_server_that_never_ends_tcp_is_dropped_after_a_bounded_wait(
     failure: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connector_module, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", 0.05)
     frames = Frames()
     gone = asyncio.Event()
 

@@ -17,7 +17,7 @@ import aiohttp
 import engineio
 import socketio
 
-from .connector import CLOSE_TIMEOUT
+from .wsconnection import CLOSE_TIMEOUT
 
 #: How many Engine.IO packets one batch hands python-socketio (its server refuses more in one
 #: long-polling payload).

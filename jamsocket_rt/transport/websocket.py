@@ -1,25 +1,18 @@
 """The fast default transport: Engine.IO v4 / Socket.IO v5 over a websocket of its own.
 
-The rules live elsewhere, sans I/O: Socket.IO and Engine.IO in
+The rules are sans I/O: Socket.IO and Engine.IO in
 :class:`~jamsocket_rt.protocol.socketio.ClientProtocol`, the websocket's in
-:mod:`jamsocket_rt.protocol.websocket`. The websocket connection itself (opening it through a
-:class:`~.connector.Connector` that shares DNS answers and TLS contexts, reading, batched
-writing, the close handshake) is :class:`~.connector.WebSocketConnection`'s; this module puts
-Socket.IO on it: what the messages mean, the liveness check, the contract of
-:class:`~.base.Transport`.
-
-A connection is one object, its own asyncio protocol: messages are delivered in the callback
-that read them, with no reader task, no queue and no future per message, and one liveness timer
-is re-armed once per ping window. It closes with a websocket close frame of 1000 from
-:meth:`~WebSocketTransport.close` or after the server's Socket.IO goodbye, of the
-:class:`ProtocolError`'s code when the server broke the protocol, or of the server's own code
-when it closed first; a connection that stopped answering (no ping in time) is dropped at once.
+:mod:`jamsocket_rt.protocol.websocket`. The websocket connection (opened through a
+:class:`~.connector.Connector`, read in the callback that got the bytes, written in batches,
+closed as RFC 6455 says) is :class:`~.wsconnection.WebSocketConnection`'s; this module puts
+Socket.IO on it: what the messages mean, the liveness deadline (the server's ping interval
+plus its timeout, one timer re-armed once per window), and the :class:`~.base.Transport`
+contract.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,7 +42,7 @@ from ._common import CLOSED as _CLOSED
 from ._common import CONNECTED as _CONNECTED
 from ._common import CONNECTING as _CONNECTING
 from ._common import host_of, once_responder, redact
-from ._timers import coarse_timers
+from ._timers import coarse_timeout
 from .base import (
     AckCallback,
     AckResponder,
@@ -59,9 +52,10 @@ from .base import (
     Transport,
     TransportListener,
 )
-from .connector import CLOSE_TIMEOUT as CLOSE_TIMEOUT
 from .connector import DNS_TTL as DNS_TTL
-from .connector import Connector, WebSocketConnection, default_connector
+from .connector import Connector, default_connector
+from .wsconnection import CLOSE_TIMEOUT as CLOSE_TIMEOUT
+from .wsconnection import WebSocketConnection
 
 __all__ = ["WebSocketTransport"]
 
@@ -71,11 +65,6 @@ WRITE_LOW_WATER = 16 * 1024
 
 #: The default connector's DNS cache (under its name of old: ``_resolved.clear()`` forgets).
 _resolved = default_connector().dns
-
-
-def _cancel_on_timeout(task: asyncio.Task[Any], expired: list[bool]) -> None:
-    expired.append(True)
-    task.cancel()
 
 
 class WebSocketTransport(WebSocketConnection):
@@ -141,31 +130,18 @@ class WebSocketTransport(WebSocketConnection):
         )
         self._handshake = loop.create_future()
         self._closed = loop.create_future()
-        # The connect timeout on a coarse timer: asyncio.timeout() costs a loop timer (and a
-        # heap entry among a thousand others when a thousand sessions connect at once).
-        task = asyncio.current_task()
-        assert task is not None
-        expired: list[bool] = []
-        timer = coarse_timers(loop).call_later(
-            target.connect_timeout, _cancel_on_timeout, task, expired
-        )
+        # On a coarse timer: asyncio.timeout() costs a loop timer (and a heap entry among a
+        # thousand others when a thousand sessions connect at once).
+        too_long = f"connecting to {host} took longer than {target.connect_timeout} s"
         try:
-            try:
+            async with coarse_timeout(target.connect_timeout, too_long):
                 await self._open(target)
-            finally:
-                timer.cancel()
             if self._phase is not _CONNECTING:
                 raise ConnectionError(f"the connection to {host} was closed while connecting")
         except BaseException as exc:
             self._release()
             if self._phase is _CONNECTING:
                 self._phase = _CLOSED
-            if expired and isinstance(exc, asyncio.CancelledError):
-                if sys.version_info >= (3, 11):
-                    task.uncancel()
-                raise TimeoutError(
-                    f"connecting to {host} took longer than {target.connect_timeout} s"
-                ) from None
             if isinstance(exc, ProtocolError):
                 detail = redact(f"{type(exc).__name__}: {exc}", target)
                 raise ConnectionError(f"cannot connect to {host}: {detail}") from None
@@ -419,27 +395,6 @@ class WebSocketTransport(WebSocketConnection):
         if on_ack is not None and ack_id is not None:
             self._acks[ack_id] = on_ack
         self._write(frames)
-
-    async def drain(self) -> None:
-        """Wait while the outgoing buffer is above its high-water mark (back-pressure).
-
-        Returns once it is down to the low-water mark.
-
-        Raises:
-            ConnectionError: the transport is not connected (or got lost while waiting).
-        """
-        self._check_can_send()
-        if self._pending_size > self._high:
-            # A burst within one loop iteration: hand it to the transport now, so that its
-            # flow control sees it (smaller batches go at the iteration's end, as always).
-            self._flush_now()
-        if self._writing_paused:
-            waiter = self._drain_waiter
-            if waiter is None:
-                assert self._loop is not None
-                waiter = self._drain_waiter = self._loop.create_future()
-            await asyncio.shield(waiter)
-            self._check_can_send()
 
     # ----------------------------------------------------------------------- liveness
 
