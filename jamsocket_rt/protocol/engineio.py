@@ -27,6 +27,7 @@ __all__ = [
     "PING",
     "PONG",
     "UPGRADE",
+    "EngineState",
     "OpenInfo",
     "PacketType",
     "ProtocolError",
@@ -162,3 +163,58 @@ def _bounded_int(info: dict[str, Any], key: str, limit: int) -> int:
             f"OPEN packet's {key} is not an integer from 0 to {limit}: {excerpt(repr(value))}"
         )
     return int(value)
+
+
+class EngineState:
+    """The Engine.IO side of a client connection: the server's OPEN, liveness, frames to send.
+
+    Attributes:
+        open_info: the server's OPEN packet, once received.
+        last_seen: ``clock()`` at the last received message (the subclass updates it).
+    """
+
+    __slots__ = (
+        "_clock",
+        "_liveness",
+        "_outgoing",
+        "_server_max_payload",
+        "last_seen",
+        "open_info",
+    )
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.last_seen = clock()
+        self.open_info: OpenInfo | None = None
+        self._liveness: float | None = None
+        self._server_max_payload = 1_000_000
+        # (websocket opcode, payload) pairs the protocol itself needs written.
+        self._outgoing: list[tuple[int, bytes]] = []
+
+    def _opened(self, info: OpenInfo) -> None:
+        self.open_info = info
+        self._liveness = info.ping_interval + info.ping_timeout
+        self._server_max_payload = info.max_payload
+
+    @property
+    def deadline(self) -> float | None:
+        """When the connection counts as dead if nothing arrives (None before OPEN).
+
+        Engine.IO servers ping every ``pingInterval`` and give up after ``pingTimeout``; a client
+        that heard nothing for their sum is talking to a dead (or black-holed) connection.
+        """
+        if self._liveness is None:
+            return None
+        return self.last_seen + self._liveness
+
+    def expired(self, now: float) -> bool:
+        """True when ``now`` is past the :attr:`deadline`."""
+        deadline = self.deadline
+        return deadline is not None and now >= deadline
+
+    def data_to_send(self) -> list[tuple[int, bytes]]:
+        """The frames the protocol itself needs written (CONNECT, PONG), oldest first."""
+        out = self._outgoing
+        if out:
+            self._outgoing = []
+        return out

@@ -25,7 +25,7 @@ from .engineio import (
     PING,
     PONG,
     UPGRADE,
-    OpenInfo,
+    EngineState,
     ProtocolError,
     excerpt,
     parse_open,
@@ -84,7 +84,7 @@ _PONG = (OP_TEXT, b"3")
 _DISCONNECT = (OP_TEXT, b"41")
 
 
-class ClientProtocol:
+class ClientProtocol(EngineState):
     """The client side of one Socket.IO connection over an Engine.IO websocket.
 
     The connection's own namespace (``namespace``, ``/`` by default) is connected once the
@@ -111,21 +111,15 @@ class ClientProtocol:
     __slots__ = (
         "_auth",
         "_binary",
-        "_clock",
         "_early",
         "_json",
-        "_liveness",
         "_loads",
         "_max_payload",
         "_next_ack_id",
         "_nsp",
         "_others",
-        "_outgoing",
         "_prefix",
-        "_server_max_payload",
         "dropped",
-        "last_seen",
-        "open_info",
         "sid",
         "state",
     )
@@ -139,9 +133,9 @@ class ClientProtocol:
         clock: Callable[[], float] = time.monotonic,
         namespace: str = DEFAULT_NAMESPACE,
     ) -> None:
+        super().__init__(clock)
         self.state = _OPENING
         self.sid: str | None = None
-        self.open_info: OpenInfo | None = None
         self._auth = auth
         self._nsp = check_namespace(namespace)
         # What follows the packet type on the wire: "" for "/", else "/name,".
@@ -149,12 +143,7 @@ class ClientProtocol:
         self._json = json or default_json()
         self._loads = self._json.loads
         self._max_payload = max_payload
-        self._clock = clock
-        self.last_seen = clock()
-        self._liveness: float | None = None
-        self._server_max_payload = 1_000_000
         self._next_ack_id = 0
-        self._outgoing: list[Frame] = []
         # A binary packet waiting for its attachments:
         # [type, ack id, data, expected count, received attachments, bytes so far, namespace]
         self._binary: list[Any] | None = None
@@ -166,24 +155,6 @@ class ClientProtocol:
     def namespace(self) -> str:
         """The connection's own namespace."""
         return self._nsp
-
-    # ----------------------------------------------------------------------- liveness
-
-    @property
-    def deadline(self) -> float | None:
-        """When the connection counts as dead if nothing arrives (None before OPEN).
-
-        Engine.IO servers ping every ``pingInterval`` and give up after ``pingTimeout``; a client
-        that heard nothing for their sum is talking to a dead (or black-holed) connection.
-        """
-        if self._liveness is None:
-            return None
-        return self.last_seen + self._liveness
-
-    def expired(self, now: float) -> bool:
-        """True when ``now`` is past the :attr:`deadline`."""
-        deadline = self.deadline
-        return deadline is not None and now >= deadline
 
     # ----------------------------------------------------------------------- namespaces
 
@@ -316,20 +287,10 @@ class ClientProtocol:
         self._binary = None
         return self._complete(pending[0], pending[1], reconstruct(pending[2], received), pending[6])
 
-    def data_to_send(self) -> list[Frame]:
-        """The frames the protocol itself needs written (CONNECT, PONG), oldest first."""
-        out = self._outgoing
-        if out:
-            self._outgoing = []
-        return out
-
     def _on_open(self, data: str) -> None:
         if self.state is not _OPENING:
             raise ProtocolError("second Engine.IO OPEN packet")
-        info = parse_open(data[1:], self._loads)
-        self.open_info = info
-        self._liveness = info.ping_interval + info.ping_timeout
-        self._server_max_payload = info.max_payload
+        self._opened(parse_open(data[1:], self._loads))
         self.state = _CONNECTING
         self._outgoing.extend(
             encode_packet(Packet(PacketType.CONNECT, self._auth, namespace=self._nsp), self._json)
