@@ -22,6 +22,9 @@ from jamsocket_rt.protocol.lifecycle import (
     next_step,
 )
 
+#: Sans-I/O: no process, socket or server (`pytest -m pure` runs these alone in seconds).
+pytestmark = pytest.mark.pure
+
 S, I, A = State, Input, Action  # noqa: E741 - the table reads as a table
 
 #: What each branch of the table must be; (state, input, guards) -> (target, actions).

@@ -33,6 +33,9 @@ from jamsocket_rt.load.report import (
 )
 from jamsocket_rt.load.stats import Aggregate, Recorder, Snapshot, error_kind
 
+#: Sans-I/O: no process, socket or server (`pytest -m pure` runs these alone in seconds).
+pytestmark = pytest.mark.pure
+
 # --------------------------------------------------------------------------- histogram
 
 

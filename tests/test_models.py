@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 
 import jamsocket_rt as jrt
 
+#: Sans-I/O: no process, socket or server (`pytest -m pure` runs these alone in seconds).
+pytestmark = pytest.mark.pure
+
 TOKEN = "tok-SECRET-4b1d"
 SECRET = "sec-SECRET-77aa"
 

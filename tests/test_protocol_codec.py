@@ -34,6 +34,9 @@ from jamsocket_rt.protocol.socketio import (
     State,
 )
 
+#: Sans-I/O: no process, socket or server (`pytest -m pure` runs these alone in seconds).
+pytestmark = pytest.mark.pure
+
 OPEN = '0{"sid":"eio","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
 
 CODECS: list[Any] = [StdlibJsonCodec]

@@ -19,6 +19,9 @@ from jamsocket_rt.protocol.session import (
     payload_of,
 )
 
+#: Sans-I/O: no process, socket or server (`pytest -m pure` runs these alone in seconds).
+pytestmark = pytest.mark.pure
+
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 

@@ -17,6 +17,9 @@ from jamsocket_rt.protocol.sse import (
     StatusDecoder,
 )
 
+#: Sans-I/O: no process, socket or server (`pytest -m pure` runs these alone in seconds).
+pytestmark = pytest.mark.pure
+
 
 def feed_all(parser: EventStreamParser, chunks: list[bytes]) -> list[Event]:
     return [event for chunk in chunks for event in parser.feed(chunk)]
