@@ -469,6 +469,8 @@ def test_protocol_stays_sans_io() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             for name in names:
+                if (module.name, name) == ("websocket.py", "aiohttp._websocket.helpers"):
+                    continue  # its compiled masking: a pure function (see pyproject's contract)
                 top = name.split(".")[0]
                 assert top not in ("aiohttp", "asyncio"), f"{module.name} imports {name}"
 
