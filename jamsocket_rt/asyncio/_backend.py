@@ -209,7 +209,7 @@ class BackendWatch:
             self._watch(self._response)
             await self._wait_ready()
 
-    async def _probe_status(self, error: BaseException | None) -> BaseException | None:
+    async def _probe_status(self, error: BaseException | None) -> Next:
         """After a 410: does the status say the backend ended or is ending?"""
         # A 410 says "unknown, expired or ended": if the backend has ended, the status says so
         # (perhaps before the stream does); that is the better answer.
@@ -218,13 +218,13 @@ class BackendWatch:
             if self._tracker.ending:
                 await self._await_end()
         if self._tracker.terminal is not None:
-            return BackendTerminated(self._tracker.terminal)
+            return Input.STATUS_CHECKED, BackendTerminated(self._tracker.terminal)
         if self._tracker.ending:
-            return BackendTerminated(
+            return Input.STATUS_CHECKED, BackendTerminated(
                 self._tracker.latest,
                 "the session backend is terminating: the proxy no longer accepts it",
             )
-        return error
+        return Input.STATUS_CHECKED, error
 
     async def _renew_token(self) -> Next:
         if self._state is State.CONNECTING:

@@ -29,6 +29,9 @@ ANY_EVENT = "*"
 # The handler backlog's reason to pause reading (streams use themselves).
 _BACKLOG = "backlog"
 
+#: The backlog of every dispatcher that never needed one: shared, always empty.
+_NO_BACKLOG: deque[Any] = deque(maxlen=0)
+
 
 class _Handler:
     """A registered callback and what we know about it (kept so dispatch does no inspection)."""
@@ -88,8 +91,9 @@ class Dispatcher:
         self._max_backlog = max_backlog
         self._handlers: Listeners[_Handler] = Listeners()
         self._hooks: Listeners[_Handler] = Listeners()
+        # Shared and empty until a handler run has to wait (most sessions never do).
         self._backlog: deque[tuple[tuple[_Handler, ...], tuple[Any, ...], AckResponder | None]]
-        self._backlog = deque()
+        self._backlog = _NO_BACKLOG
         self._dispatcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -200,6 +204,8 @@ class Dispatcher:
     def _queue_handlers(
         self, handlers: tuple[_Handler, ...], args: tuple[Any, ...], ack: AckResponder | None
     ) -> None:
+        if self._backlog is _NO_BACKLOG:
+            self._backlog = deque()
         self._backlog.append((handlers, args, ack))
         if len(self._backlog) >= self._max_backlog:
             self._hold_reading(_BACKLOG)

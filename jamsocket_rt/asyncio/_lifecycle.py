@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from .._errors import (
@@ -76,8 +76,9 @@ class SessionCore(Namespace, BackendWatch):
         self._state = State.IDLE
         self._backoff = Backoff(*options.reconnect_delay)
         self._reconnector: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
-        self._tickers: set[Ticker] = set()
+        # Closing transports, tickers: None until the first (most sessions have neither).
+        self._background: set[asyncio.Task[Any]] | None = None
+        self._tickers: set[Ticker] | None = None
 
     def _namespaces(self) -> list[Namespace]:
         return [self, *self._connection.namespaces.values()]
@@ -109,35 +110,43 @@ class SessionCore(Namespace, BackendWatch):
                 return
             self._perform(action, error)
 
-    async def _drive(self, event: Input, error: BaseException | None = None) -> None:
-        """Feeds ``event`` and performs what follows, step by step, until nothing does."""
-        step: Next = (event, error)
-        while step is not None:
-            transition = next_step(self._state, step[0], self._guards())
-            if transition is None:
+    async def _drive(
+        self,
+        event: Input | None,
+        error: BaseException | None = None,
+        actions: Sequence[Action] | None = None,
+    ) -> None:
+        """Feeds ``event`` (or performs ``actions`` first) and what follows, until nothing does.
+
+        One coroutine does it all, awaiting each waiting action's own coroutine directly: a
+        thousand sessions connecting at once hold no deeper chain of frames than needed.
+        """
+        while True:
+            if actions is None:
+                assert event is not None
+                transition = next_step(self._state, event, self._guards())
+                if transition is None:
+                    return
+                self._state = transition.target
+                actions = transition.actions
+            step: Next = None
+            for action in actions:
+                if action in _WAITS:
+                    step = await self._wait(action, error)
+                else:
+                    self._perform(action, error)
+            if step is None:
                 return
-            self._state = transition.target
-            step = await self._perform_all(transition.actions, step[1])
+            (event, error), actions = step, None
 
     async def _carry_on(self, actions: Sequence[Action], error: BaseException | None) -> None:
         try:
-            step = await self._perform_all(actions, error)
-            if step is not None:
-                await self._drive(*step)
+            await self._drive(None, error, actions)
         except (BackendTerminated, SessionClosed):
             pass  # the backend ended or the session closed meanwhile: nothing to recover
         finally:
             if self._reconnector is asyncio.current_task():
                 self._reconnector = None
-
-    async def _perform_all(self, actions: Sequence[Action], error: BaseException | None) -> Next:
-        step: Next = None
-        for action in actions:
-            if action in _WAITS:
-                step = await self._wait(action, error)
-            else:
-                self._perform(action, error)
-        return step
 
     def _perform(self, action: Action, error: BaseException | None) -> None:
         """Performs an immediate action."""
@@ -168,40 +177,47 @@ class SessionCore(Namespace, BackendWatch):
         else:  # pragma: no cover - every action of the table is handled
             raise AssertionError(f"unhandled action {action}")
 
-    async def _wait(self, action: Action, error: BaseException | None) -> Next:
-        """Performs an action that waits; returns the input its outcome feeds back."""
-        if action is Action.WAIT_READY:
-            if self._response is None:
-                self._response = await self._fetch_response()
-            self._watch(self._response)
-            await self._wait_ready()
-            return Input.READY, None
+    def _wait(self, action: Action, error: BaseException | None) -> Awaitable[Next]:
+        """The coroutine of an action that waits; it returns the input its outcome feeds back."""
         if action is Action.OPEN:
-            return await self._open()
+            return self._open()
+        if action is Action.WAIT_READY:
+            return self._get_ready()
         if action is Action.WAIT_GRACE:
-            # The disconnect reaches us a few milliseconds before the terminated status: wait
-            # for it a moment, so that calls cut by a backend's end fail with
-            # BackendTerminated, and a backend that is gone is not hammered with reconnects.
-            await asyncio.sleep(self._options.disconnect_grace)
-            lost = ConnectionLost(
-                "the connection to the backend dropped while waiting for an acknowledgement"
-                + (f" ({type(error).__name__})" if error is not None else "")
-            )
-            return Input.GRACE_OVER, lost
+            return self._grace(error)
         if action is Action.WAIT_BACKOFF:
-            delay = self._backoff.next_delay()
-            name = type(error).__name__
-            logger.debug("reconnect failed (%s); next try in %.2f s", name, delay)
-            await asyncio.sleep(delay)
-            return Input.BACKOFF_OVER, None
+            return self._back_off(error)
         if action is Action.PROBE_STATUS:
-            return Input.STATUS_CHECKED, await self._probe_status(error)
+            return self._probe_status(error)
         if action is Action.RENEW:
-            return await self._renew_token()
+            return self._renew_token()
         if action is Action.CLOSE:
-            await self._release()
-            return None
+            return self._release()
         raise AssertionError(f"unhandled action {action}")  # pragma: no cover
+
+    async def _get_ready(self) -> Next:
+        if self._response is None:
+            self._response = await self._fetch_response()
+        self._watch(self._response)
+        await self._wait_ready()
+        return Input.READY, None
+
+    async def _grace(self, error: BaseException | None) -> Next:
+        # The disconnect reaches us a few milliseconds before the terminated status: wait for
+        # it a moment, so that calls cut by a backend's end fail with BackendTerminated, and a
+        # backend that is gone is not hammered with reconnects.
+        await asyncio.sleep(self._options.disconnect_grace)
+        lost = ConnectionLost(
+            "the connection to the backend dropped while waiting for an acknowledgement"
+            + (f" ({type(error).__name__})" if error is not None else "")
+        )
+        return Input.GRACE_OVER, lost
+
+    async def _back_off(self, error: BaseException | None) -> Next:
+        delay = self._backoff.next_delay()
+        logger.debug("reconnect failed (%s); next try in %.2f s", type(error).__name__, delay)
+        await asyncio.sleep(delay)
+        return Input.BACKOFF_OVER, None
 
     async def _open(self) -> Next:
         assert self._response is not None
@@ -237,7 +253,7 @@ class SessionCore(Namespace, BackendWatch):
         transport = self._connection.detach()
         if transport is not None:
             self._spawn(transport.close())
-        for ticker in list(self._tickers):
+        for ticker in list(self._tickers or ()):
             ticker.cancel()
 
     async def _release(self) -> None:
@@ -248,7 +264,7 @@ class SessionCore(Namespace, BackendWatch):
             namespace._closed = True
             namespace._fail_all(closed)
         tasks = [self._reconnector, *(n._dispatcher for n in namespaces)]
-        tasks += [*self._background, *(t._task for t in self._tickers)]
+        tasks += [*(self._background or ()), *(t._task for t in self._tickers or ())]
         current = asyncio.current_task()
         live = [task for task in tasks if task is not None and task is not current]
         for task in live:
@@ -266,5 +282,7 @@ class SessionCore(Namespace, BackendWatch):
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
+        if self._background is None:
+            self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -80,6 +80,19 @@ class Connection:
         read_pauses: how many times reading was paused because handlers or streams fell behind.
     """
 
+    __slots__ = (
+        "_factory",
+        "_joins",
+        "_link",
+        "_on_lost",
+        "_options",
+        "_pausers",
+        "_root",
+        "namespaces",
+        "read_pauses",
+        "transport",
+    )
+
     def __init__(
         self,
         root: Namespace,
@@ -93,10 +106,11 @@ class Connection:
         self._factory: TransportFactory = factory or default_transport_factory
         self.transport: Transport | None = None
         self._link: _Link | None = None
-        self._pausers: set[object] = set()  # why reading is paused (backlogs, full streams)
+        # Why reading is paused (backlogs, full streams); None while it never was.
+        self._pausers: set[object] | None = None
         self.namespaces: dict[str, Namespace] = {}
         self.read_pauses = 0
-        self._joins: set[asyncio.Task[None]] = set()
+        self._joins: set[asyncio.Task[None]] | None = None  # CONNECTs of extra namespaces
 
     # ------------------------------------------------------------------ opening
 
@@ -160,7 +174,7 @@ class Connection:
     def detach(self) -> Transport | None:
         """Forgets the current transport (its reports are ignored from now on); returns it."""
         transport, self.transport, self._link = self.transport, None, None
-        for task in self._joins:
+        for task in self._joins or ():
             task.cancel()
         return transport
 
@@ -184,6 +198,8 @@ class Connection:
         task = asyncio.get_running_loop().create_task(
             self._join(transport, link, namespace), name=f"jamsocket_rt join {namespace.name}"
         )
+        if self._joins is None:
+            self._joins = set()
         self._joins.add(task)
         task.add_done_callback(self._joins.discard)
 
@@ -221,6 +237,8 @@ class Connection:
 
     def hold_reading(self, reason: object) -> None:
         """Stop reading from the connection while ``reason`` (a backlog, a stream) is behind."""
+        if self._pausers is None:
+            self._pausers = set()
         if reason in self._pausers:
             return
         if not self._pausers:
@@ -231,7 +249,7 @@ class Connection:
         self._pausers.add(reason)
 
     def release_reading(self, reason: object) -> None:
-        if reason not in self._pausers:
+        if self._pausers is None or reason not in self._pausers:
             return
         self._pausers.discard(reason)
         if not self._pausers and self.transport is not None:

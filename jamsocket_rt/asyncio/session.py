@@ -298,8 +298,11 @@ class Session(SessionCore):
         ticker._task = loop.create_task(
             run_ticker(ticker, schedule, fn, on_overrun, self._report_error)
         )
-        self._tickers.add(ticker)
-        ticker._task.add_done_callback(lambda _: self._tickers.discard(ticker))
+        if self._tickers is None:
+            self._tickers = set()
+        tickers = self._tickers
+        tickers.add(ticker)
+        ticker._task.add_done_callback(lambda _: tickers.discard(ticker))
         return ticker
 
     # ------------------------------------------------------------------ display

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl as ssl_module
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal
 
 import attrs
@@ -84,8 +85,12 @@ def _check_namespace(_: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
     check_namespace(value)
 
 
-def _copy_mapping(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    return dict(value or {})
+#: The headers of the many sessions that set none: one shared, read-only mapping.
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+def _copy_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value) if value else _NO_HEADERS
 
 
 def _copy_optional(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -137,7 +142,7 @@ class SessionOptions:
     call_timeout: float | None = field(default=30.0, validator=_seconds(True))
     connect_timeout: float = field(default=10.0, validator=_seconds(False))
     transports: tuple[TransportName, ...] = field(default=("websocket",), converter=_transports)
-    headers: Mapping[str, str] = field(factory=dict, converter=_copy_mapping, repr=False)
+    headers: Mapping[str, str] = field(default=_NO_HEADERS, converter=_copy_mapping, repr=False)
     auth: Mapping[str, Any] | None = field(default=None, converter=_copy_optional, repr=False)
     ssl: ssl_module.SSLContext | bool | None = None
     max_queue: int = field(default=10_000, validator=_integer(1))

@@ -146,6 +146,10 @@ class Outgoing(Generic[T]):
     call: T | None = None
 
 
+#: The queue of every Outbox that never queued: shared, always empty (``maxlen=0``).
+_EMPTY: deque[Any] = deque(maxlen=0)
+
+
 @define
 class Outbox(Generic[T]):
     """A bounded FIFO of sends and calls made while there is no connection.
@@ -155,7 +159,8 @@ class Outbox(Generic[T]):
     """
 
     maxsize: int = 10_000
-    _items: deque[Outgoing[T]] = field(factory=deque, init=False)
+    # Shared and empty until something is queued: most sessions never queue anything.
+    _items: deque[Outgoing[T]] = field(default=_EMPTY, init=False)
 
     def put(self, item: Outgoing[T]) -> None:
         """Queue ``item``.
@@ -168,6 +173,8 @@ class Outbox(Generic[T]):
                 f"{len(self._items)} sends are already waiting for a connection "
                 f"(max_queue={self.maxsize}); nothing was queued"
             )
+        if self._items is _EMPTY:
+            self._items = deque()
         self._items.append(item)
 
     def pop(self) -> Outgoing[T]:
@@ -175,6 +182,10 @@ class Outbox(Generic[T]):
 
     def push_front(self, items: Sequence[Outgoing[T]]) -> None:
         """Put back items that could not be written, keeping their order before the rest."""
+        if not items:
+            return
+        if self._items is _EMPTY:
+            self._items = deque()
         self._items.extendleft(reversed(items))
 
     def remove_if(self, predicate: Callable[[Outgoing[T]], bool]) -> list[Outgoing[T]]:

@@ -80,6 +80,9 @@ _CONNECTING = State.CONNECTING
 _CONNECTED = State.CONNECTED
 _CLOSED = State.CLOSED
 
+#: The extra namespaces of a connection that has none (most): one shared, never changed.
+_NO_OTHERS: dict[str, NamespaceState] = {}
+
 _PONG = (OP_TEXT, b"3")
 _DISCONNECT = (OP_TEXT, b"41")
 
@@ -148,7 +151,7 @@ class ClientProtocol(EngineState):
         # [type, ack id, data, expected count, received attachments, bytes so far, namespace]
         self._binary: list[Any] | None = None
         self._early: list[ProtocolEvent] = []  # events that came before the CONNECT answer
-        self._others: dict[str, NamespaceState] = {}
+        self._others: dict[str, NamespaceState] = _NO_OTHERS  # replaced on the first one
         self.dropped = 0
 
     @property
@@ -173,6 +176,8 @@ class ClientProtocol(EngineState):
         if self.state is _CLOSED:
             raise RuntimeError("cannot open a namespace on a closed connection")
         other = NamespaceState(auth)
+        if self._others is _NO_OTHERS:
+            self._others = {}
         self._others[nsp] = other
         if self.open_info is not None:
             self._send_connect(nsp, other)
@@ -465,7 +470,7 @@ class ClientProtocol(EngineState):
             for nsp, other in self._others.items()
             if was_connected and other.state is _CONNECTED
         ]
-        self._others.clear()
+        self._others = _NO_OTHERS
         if was_connected:
             frames.append(
                 _DISCONNECT if not self._prefix else (OP_TEXT, f"41{self._prefix}".encode())

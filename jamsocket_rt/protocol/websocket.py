@@ -296,9 +296,13 @@ class FrameParser:
                         pos = stop
                         append(buf[start:stop].decode())
                         continue
-                self._pos = pos
                 if pos == end and self._rest is None:  # all read (the usual end)
+                    # Keep no reference to the chunk: a thousand idle connections would each
+                    # hold their last one.
+                    self._buf = b""
+                    self._pos = 0
                     return out
+                self._pos = pos
                 # Anything else: the general path.
                 message = self.next_message()
                 if message is None:

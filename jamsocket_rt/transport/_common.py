@@ -53,6 +53,10 @@ def socketio_path(target: ConnectTarget) -> str:
     return "/" + target.socketio_path.strip("/") + "/"
 
 
+#: Shared by every transport without extra namespaces; never changed (see TransportCore).
+_NONE: dict[str, Any] = {}
+
+
 class TransportCore:
     """The contract's rules that do not depend on how bytes move.
 
@@ -64,8 +68,10 @@ class TransportCore:
     __slots__ = ("_held", "_joining", "_listener", "_loop", "_namespaces", "_phase", "_sid")
 
     def __init__(self) -> None:
-        self._namespaces: dict[str, NamespaceListener] = {}  # extra namespaces, by name
-        self._joining: dict[str, asyncio.Future[str]] = {}  # their CONNECTs, unanswered
+        # Extra namespaces by name, and their CONNECTs not answered yet; a transport without
+        # any (most) shares one empty dict until it has.
+        self._namespaces: dict[str, NamespaceListener] = _NONE
+        self._joining: dict[str, asyncio.Future[str]] = _NONE
         self._phase = NEW
         self._listener: TransportListener | None = None
         self._sid: str | None = None
@@ -127,6 +133,8 @@ class TransportCore:
             raise ValueError(f"namespace {nsp!r} is already open on this connection")
         assert self._loop is not None
         future: asyncio.Future[str] = self._loop.create_future()
+        if self._namespaces is _NONE:
+            self._namespaces, self._joining = {}, {}
         self._namespaces[nsp] = listener
         self._joining[nsp] = future
         return future
@@ -170,8 +178,8 @@ class TransportCore:
 
     def _drop_namespaces(self) -> None:
         """The connection is gone: CONNECTs in flight fail, listeners are forgotten."""
-        self._namespaces.clear()
-        joining, self._joining = self._joining, {}
+        self._namespaces = _NONE
+        joining, self._joining = self._joining, _NONE
         for nsp, future in joining.items():
             if not future.done():
                 future.set_exception(ConnectionError(f"the connection closed before {nsp} joined"))

@@ -135,7 +135,8 @@ class WebSocketTransport(WebSocketConnection):
         too_long = f"connecting to {host} took longer than {target.connect_timeout} s"
         try:
             async with coarse_timeout(target.connect_timeout, too_long):
-                await self._open(target)
+                await self._open_line(target)
+                await self._handshake
             if self._phase is not _CONNECTING:
                 raise ConnectionError(f"the connection to {host} was closed while connecting")
         except BaseException as exc:
@@ -154,11 +155,6 @@ class WebSocketTransport(WebSocketConnection):
             loop.call_soon(self._report_early_loss)
         else:
             self._arm_liveness()
-
-    async def _open(self, target: ConnectTarget) -> None:
-        await self._open_line(target)
-        assert self._handshake is not None
-        await self._handshake
 
     def _fail_handshake(self, error: BaseException) -> None:
         handshake = self._handshake
