@@ -244,28 +244,14 @@ class SyncSession(SyncNamespace):
         namespace: str = "/",
         transport_factory: TransportFactory | None = None,
     ) -> None:
-        session = Session(
-            response,
-            connect=connect,
-            ready_timeout=ready_timeout,
-            call_timeout=call_timeout,
-            connect_timeout=connect_timeout,
-            transports=transports,
-            headers=headers,
-            auth=auth,
-            ssl=ssl,
-            max_queue=max_queue,
-            reconnect=reconnect,
-            reconnect_delay=reconnect_delay,
-            disconnect_grace=disconnect_grace,
-            stream_maxsize=stream_maxsize,
-            max_payload=max_payload,
-            max_backlog=max_backlog,
-            latency_probe=latency_probe,
-            latency_interval=latency_interval,
-            namespace=namespace,
-            transport_factory=transport_factory,
-        )
+        # The signature is Session's (so that mypy checks every option); the options
+        # themselves are this call's keyword arguments, validated once by SessionOptions.
+        options = {
+            name: value
+            for name, value in locals().items()
+            if name not in ("self", "response", "connect")
+        }
+        session = Session.from_options(response, connect=connect, options=SessionOptions(**options))
         self._wrap(session)
 
     @classmethod
