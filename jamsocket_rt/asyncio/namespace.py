@@ -99,11 +99,6 @@ class Namespace(Dispatcher):
         return transport is not None and transport.connected and self._joined
 
     @property
-    def _ready_to_send(self) -> bool:
-        transport = self._connection.transport
-        return transport is not None and transport.connected and self._joined
-
-    @property
     def sid(self) -> str | None:
         """The socket id of this namespace on the current connection (None while disconnected)."""
         if self._emit_nsp is None:
@@ -154,7 +149,7 @@ class Namespace(Dispatcher):
             self._check_usable()  # raises
         wire = to_wire(args)
         transport = self._connection.transport
-        if transport is not None and self._ready_to_send and not self._outbox:
+        if transport is not None and transport.connected and self._joined and not self._outbox:
             try:
                 if self._emit_nsp is None:
                     transport.emit(event, wire)
@@ -210,7 +205,7 @@ class Namespace(Dispatcher):
         args_kept = checked_copy(wire) if retry else wire
         call = _Call(event, args_kept, future, retry, self._inflight)
         transport = self._connection.transport
-        if transport is not None and self._ready_to_send and not self._outbox:
+        if transport is not None and transport.connected and self._joined and not self._outbox:
             try:
                 self._write(transport, event, call.args, call)
             except ConnectionError:
@@ -337,7 +332,7 @@ class Namespace(Dispatcher):
     def _flush(self) -> None:
         """Write queued sends and calls in order while the connection is up."""
         transport = self._connection.transport
-        while self._outbox and transport is not None and self._ready_to_send:
+        while self._outbox and transport is not None and transport.connected and self._joined:
             item = self._outbox.pop()
             try:
                 self._write(transport, item.event, item.args, item.call)
