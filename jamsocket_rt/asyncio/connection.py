@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._errors import ConfigurationError, ConnectRefused, TokenExpired
+from .._errors import ConnectRefused, TokenExpired
 from .._models import ConnectResponse
 from ..protocol.options import SessionOptions
 from ..transport.base import AckResponder, ConnectTarget, Transport
@@ -207,7 +207,7 @@ class Connection:
         listener = _NamespaceLink(self, link, namespace)
         try:
             sid = await transport.open_namespace(namespace.name, namespace._auth, listener)
-        except (ConnectRefused, ConfigurationError) as refused:
+        except ConnectRefused as refused:
             self.namespaces.pop(namespace.name, None)
             namespace._refused(refused)
             return
