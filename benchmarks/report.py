@@ -416,7 +416,9 @@ def markdown(
             *many_table(summary["many"], clients),
             "",
             "Sessions are opened all at once; memory is the growth of the process's resident "
-            "set per session once all are up (after one connection not counted); then each "
+            "set per session once all are up (after one connection not counted; the heap's "
+            "free pages handed back before each reading, so that what start-up left free is "
+            "not counted as free sessions); then each "
             f"calls `echo` once a second for {settings['call_seconds']:g} s, evenly phased.",
             "",
         ]

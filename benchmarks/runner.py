@@ -344,9 +344,15 @@ def client_argv(client: str, settings: Settings, spec: dict[str, Any]) -> list[s
     if client == "jamsocket_rt-baseline":
         if settings.baseline is None:
             raise ValueError("the jamsocket_rt-baseline client needs --baseline PATH")
-        # The baseline tree's own client and library, first on the path.
+        # The baseline tree's own client and library, first on the path. Its client may not
+        # trim the heap before reading the resident set (trim_heap); a hook after each full
+        # collection does it for it (many mode calls gc.collect() right before each reading).
         boot = (
-            "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "import ctypes, gc, json, runpy, sys; sys.path.insert(0, sys.argv.pop(1))\n"
+            "if json.loads(sys.argv[-1]).get('mode') == 'many':\n"
+            "    trim = ctypes.CDLL('libc.so.6').malloc_trim\n"
+            "    gc.callbacks.append(lambda phase, info: phase == 'stop'"
+            " and info['generation'] == 2 and trim(0))\n"
             "runpy.run_module('benchmarks.client', run_name='__main__', alter_sys=True)"
         )
         own = client_argv("jamsocket_rt", settings, spec)

@@ -144,3 +144,27 @@ def test_a_drop_then_a_reconnect_walks_back_to_connected() -> None:
         assert transition is not None
         state = transition.target
     assert state is S.CONNECTED
+
+
+def test_guards_may_be_gathered_only_when_a_branch_needs_them() -> None:
+    asked: list[int] = []
+
+    def gather() -> Guards:
+        asked.append(1)
+        return Guards(reconnect=False)
+
+    # An unconditional row: the facts are not gathered at all.
+    assert next_step(S.IDLE, I.CONNECT, gather) == Transition(S.PREPARING, (A.WAIT_READY,))
+    assert asked == []
+    # A guarded row: gathered once, and they decide.
+    after_grace = next_step(S.DISCONNECTED, I.GRACE_OVER, gather)
+    assert after_grace is not None
+    assert after_grace.target is S.FAILED
+    assert asked == [1]
+
+
+def test_members_hash_by_identity() -> None:
+    # The table is looked up on every step of every session: its keys hash in C.
+    for member in [*State, *Input, *Action]:
+        assert hash(member) == object.__hash__(member)
+        assert {member: 1}[member] == 1

@@ -97,7 +97,7 @@ class SessionCore(Namespace, BackendWatch):
 
     def _feed(self, event: Input, error: BaseException | None = None) -> None:
         """Feeds ``event`` from a callback: what is immediate runs now, the rest in a task."""
-        transition = next_step(self._state, event, self._guards())
+        transition = next_step(self._state, event, self._guards)
         if transition is None:
             return
         self._state = transition.target
@@ -124,7 +124,7 @@ class SessionCore(Namespace, BackendWatch):
         while True:
             if actions is None:
                 assert event is not None
-                transition = next_step(self._state, event, self._guards())
+                transition = next_step(self._state, event, self._guards)
                 if transition is None:
                     return
                 self._state = transition.target

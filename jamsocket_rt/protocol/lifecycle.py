@@ -25,7 +25,7 @@ connection that opened after ``close()``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from attrs import frozen
 
@@ -43,8 +43,15 @@ __all__ = [
 ]
 
 
+#: Members are singletons, so identity is their equality and can be their hash, computed in C:
+#: enum.Enum's own __hash__ is Python code, and every step of every session looks up the table.
+_identity_hash = object.__hash__
+
+
 class State(enum.Enum):
     """Where a Session is in its life."""
+
+    __hash__ = _identity_hash
 
     IDLE = "idle"  # created; connect() not called yet
     PREPARING = "preparing"  # getting a ConnectResponse, waiting for the backend to be ready
@@ -59,6 +66,8 @@ class State(enum.Enum):
 
 class Input(enum.Enum):
     """What happened."""
+
+    __hash__ = _identity_hash
 
     CONNECT = "connect"  # the program called connect()
     READY = "ready"  # the backend is ready and a ConnectResponse is in hand
@@ -77,6 +86,8 @@ class Input(enum.Enum):
 
 class Action(enum.Enum):
     """What the front end does, in the order a transition lists them."""
+
+    __hash__ = _identity_hash
 
     WAIT_READY = "wait_ready"  # get a ConnectResponse if needed, wait until ready -> READY
     OPEN = "open"  # try the transports -> OPENED | UNREACHABLE | REFUSED | GONE
@@ -201,13 +212,16 @@ for _state in State:
 TRANSITIONS: Mapping[tuple[State, Input], tuple[Branch, ...]] = _ROWS
 
 
-def next_step(state: State, event: Input, guards: Guards | None = None) -> Transition | None:
+def next_step(
+    state: State, event: Input, guards: Guards | Callable[[], Guards] | None = None
+) -> Transition | None:
     """The transition for ``event`` in ``state``, or None when the event is ignored there.
 
     Args:
         state: the current state.
         event: what happened.
-        guards: the facts the decision may depend on (defaults: reconnect on, nothing known).
+        guards: the facts the decision may depend on (defaults: reconnect on, nothing known),
+            or a function that gathers them, called only when a branch depends on them.
 
     Returns:
         The first branch whose guard holds, or None when ``state`` has no row for ``event``.
@@ -215,7 +229,10 @@ def next_step(state: State, event: Input, guards: Guards | None = None) -> Trans
     branches = TRANSITIONS.get((state, event))
     if branches is None:
         return None
-    facts = guards if guards is not None else Guards()
+    first_guard, first = branches[0]
+    if first_guard is None:
+        return first
+    facts = guards() if callable(guards) else guards or Guards()
     for guard, transition in branches:
         if facts.holds(guard):
             return transition

@@ -148,12 +148,13 @@ class coarse_timeout:
     """``async with coarse_timeout(seconds, message):`` as ``asyncio.timeout``, on a coarse timer.
 
     The block is cancelled at most a tick after ``seconds``; the cancellation then leaves it as
-    ``TimeoutError(message)``. Cheap enough for a thousand connects at once.
+    ``TimeoutError(message)``. Cheap enough for a thousand connects at once. ``message`` may be a
+    function of ``seconds`` that makes it, so that a block which ends in time never builds it.
     """
 
     __slots__ = ("_expired", "_handle", "_message", "_seconds", "_task")
 
-    def __init__(self, seconds: float, message: str) -> None:
+    def __init__(self, seconds: float, message: str | Callable[[float], str]) -> None:
         self._seconds = seconds
         self._message = message
         self._expired = False
@@ -176,4 +177,7 @@ class coarse_timeout:
         if self._expired and kind is not None and issubclass(kind, asyncio.CancelledError):
             if sys.version_info >= (3, 11) and self._task is not None:
                 self._task.uncancel()
-            raise TimeoutError(self._message) from None
+            message = self._message
+            raise TimeoutError(
+                message if isinstance(message, str) else message(self._seconds)
+            ) from None

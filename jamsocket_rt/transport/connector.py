@@ -10,6 +10,7 @@ it once) and TLS contexts (loading the CA bundle takes milliseconds). Transports
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl as _ssl
@@ -42,6 +43,16 @@ class _Lookup:
     def __init__(self, task: asyncio.Task[list[AddrInfo]]) -> None:
         self.task = task
         self.waiters = 0
+
+
+@functools.lru_cache(maxsize=256)
+def _literal_family(host: str) -> int:
+    """AF_INET or AF_INET6 for an IP literal, 0 for a name (remembered: every connect asks)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return 0
+    return socket.AF_INET if ip.version == 4 else socket.AF_INET6
 
 
 class Connector:
@@ -99,13 +110,10 @@ class Connector:
         Raises:
             OSError: the name cannot be resolved (socket.gaierror) or has no address.
         """
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            if ip.version == 4:
-                return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port))]
+        family = _literal_family(host)
+        if family == socket.AF_INET:
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port))]
+        if family == socket.AF_INET6:
             return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port, 0, 0))]
         cached = self.dns.get((host, port))
         if cached is not None and cached[0] > self._clock():

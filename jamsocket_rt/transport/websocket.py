@@ -114,8 +114,41 @@ class WebSocketTransport(WebSocketConnection):
             TimeoutError: ``target.connect_timeout`` elapsed.
         """
         loop = self._begin_connect(listener)
+        handshake = self._prepare(target, loop)
+        # On a coarse timer: asyncio.timeout() costs a loop timer (and a heap entry among a
+        # thousand others when a thousand sessions connect at once).
+        try:
+            async with coarse_timeout(target.connect_timeout, self._took_too_long):
+                await self._open_line(target)
+                await handshake
+            if self._phase is not _CONNECTING:
+                raise ConnectionError(
+                    f"the connection to {self._where} was closed while connecting"
+                )
+        except BaseException as exc:
+            self._release()
+            if self._phase is _CONNECTING:
+                self._phase = _CLOSED
+            if isinstance(exc, ProtocolError):
+                detail = redact(f"{type(exc).__name__}: {exc}", target)
+                raise ConnectionError(f"cannot connect to {self._where}: {detail}") from None
+            # The rest is ours, with messages that name the host only: ConnectRefused,
+            # TokenExpired, ConnectionError (see _open), or cancellation.
+            raise
+        self._phase = _CONNECTED
+        loop.call_soon(self._release_events)
+        if self._early_loss is not None:  # lost right after the server accepted
+            loop.call_soon(self._report_early_loss)
+        else:
+            self._arm_liveness()
+
+    def _prepare(
+        self, target: ConnectTarget, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[None]:
+        # Apart from connect(): its frame lives until the handshake ends, and with a thousand
+        # sessions connecting at once, so would everything it held.
         self._hold_events()
-        host = self._where = host_of(target)
+        self._where = host_of(target)
         self._nsp = target.namespace
         self._reader = FrameParser(target.max_payload)
         # asyncio's own loops tell time with time.monotonic(): the same clock, called directly
@@ -128,33 +161,12 @@ class WebSocketTransport(WebSocketConnection):
             clock=clock,
             namespace=target.namespace,
         )
-        self._handshake = loop.create_future()
         self._closed = loop.create_future()
-        # On a coarse timer: asyncio.timeout() costs a loop timer (and a heap entry among a
-        # thousand others when a thousand sessions connect at once).
-        too_long = f"connecting to {host} took longer than {target.connect_timeout} s"
-        try:
-            async with coarse_timeout(target.connect_timeout, too_long):
-                await self._open_line(target)
-                await self._handshake
-            if self._phase is not _CONNECTING:
-                raise ConnectionError(f"the connection to {host} was closed while connecting")
-        except BaseException as exc:
-            self._release()
-            if self._phase is _CONNECTING:
-                self._phase = _CLOSED
-            if isinstance(exc, ProtocolError):
-                detail = redact(f"{type(exc).__name__}: {exc}", target)
-                raise ConnectionError(f"cannot connect to {host}: {detail}") from None
-            # The rest is ours, with messages that name the host only: ConnectRefused,
-            # TokenExpired, ConnectionError (see _open), or cancellation.
-            raise
-        self._phase = _CONNECTED
-        loop.call_soon(self._release_events)
-        if self._early_loss is not None:  # lost right after the server accepted
-            loop.call_soon(self._report_early_loss)
-        else:
-            self._arm_liveness()
+        handshake = self._handshake = loop.create_future()
+        return handshake
+
+    def _took_too_long(self, seconds: float) -> str:
+        return f"connecting to {self._where} took longer than {seconds} s"
 
     def _fail_handshake(self, error: BaseException) -> None:
         handshake = self._handshake

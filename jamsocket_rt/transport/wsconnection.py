@@ -134,17 +134,9 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
                 only, never the token-bearing path).
             ValueError: a header of ``target`` would inject others.
         """
-        url = URL(target.origin)
-        secure = url.scheme in ("https", "wss")
-        host = url.host or ""
-        port = url.port or (443 if secure else 80)
-        resource = URL.build(path=socketio_path(target), query_string="EIO=4&transport=websocket")
-        upgrade = self._upgrade = ClientHandshake(
-            host=host_header(url.raw_host or "", url.explicit_port),
-            resource=resource.raw_path_qs,
-            where=self._where,
-            headers=target.headers,
-        )
+        # What is worked out here is not kept in this frame while the connection opens: a
+        # thousand sessions connecting at once would each hold it until their handshakes end.
+        host, port, secure = self._prepare_upgrade(target)
         connector = self._connector
         try:
             await connector.connect(
@@ -154,7 +146,22 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
             detail = redact(f"{type(exc).__name__}: {exc}", target)
             raise ConnectionError(f"cannot connect to {self._where}: {detail}") from None
         assert self._tx is not None
-        self._tx.write(upgrade.request)
+        assert self._upgrade is not None
+        self._tx.write(self._upgrade.request)
+
+    def _prepare_upgrade(self, target: ConnectTarget) -> tuple[str, int, bool]:
+        """Builds the upgrade request; returns the host, port and whether to use TLS."""
+        url = URL(target.origin)
+        secure = url.scheme in ("https", "wss")
+        self._upgrade = ClientHandshake(
+            host=host_header(url.raw_host or "", url.explicit_port),
+            resource=URL.build(
+                path=socketio_path(target), query_string="EIO=4&transport=websocket"
+            ).raw_path_qs,
+            where=self._where,
+            headers=target.headers,
+        )
+        return url.host or "", url.port or (443 if secure else 80), secure
 
     # ----------------------------------------------------------------------- asyncio protocol
 
