@@ -156,6 +156,15 @@ class ConfigurationError(JamsocketError, ValueError):
     """A client was configured wrongly: a missing or malformed setting (named in the message)."""
 
 
+class AuthFailed(ConfigurationError):
+    """The ``auth`` function raised, or returned something other than a mapping.
+
+    A CONNECT cannot be sent without its auth, so the connection attempt is final: raised by
+    ``connect()``, or, on a reconnect, what every waiting call and ``on_error`` receive. The
+    function's own exception, if any, is the ``__cause__``.
+    """
+
+
 class EventStreamTooLarge(InvalidResponse):
     """A line or an event of a server-sent event stream is over the configured limit.
 

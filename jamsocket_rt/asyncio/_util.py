@@ -4,8 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from .._errors import AuthFailed
+from ..protocol.options import Auth
+
+
+async def resolve_auth(auth: Auth, where: str) -> Mapping[str, Any] | None:
+    """The CONNECT payload of ``auth``: the mapping itself, or what its function returns now.
+
+    Args:
+        auth: the ``auth`` option (a mapping, a sync or async function, or None).
+        where: the namespace, for the error message.
+
+    Raises:
+        AuthFailed: the function raised or returned something other than a mapping (or None).
+    """
+    if auth is None or not callable(auth):
+        return auth
+    try:
+        value = auth()
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception as exc:
+        raise AuthFailed(
+            f"auth: the function for namespace {where!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if value is not None and not isinstance(value, Mapping):
+        raise AuthFailed(
+            f"auth: the function for namespace {where!r} returned {type(value).__name__}, "
+            "expected a mapping (or None)"
+        )
+    return value
 
 
 @contextlib.asynccontextmanager

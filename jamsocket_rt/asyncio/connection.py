@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .._errors import ConnectRefused, TokenExpired
+from .._errors import AuthFailed, ConnectRefused, TokenExpired
 from .._models import ConnectResponse
 from ..protocol.options import SessionOptions
 from ..transport.base import AckResponder, ConnectTarget, Transport
+from ._util import resolve_auth
 
 if TYPE_CHECKING:
     from .namespace import Namespace
@@ -114,15 +115,18 @@ class Connection:
 
     # ------------------------------------------------------------------ opening
 
-    def target(self, response: ConnectResponse, kind: str) -> ConnectTarget:
-        """Where the transport of ``kind`` connects for ``response`` (the token in the path)."""
+    def target(
+        self, response: ConnectResponse, kind: str, auth: Mapping[str, Any] | None = None
+    ) -> ConnectTarget:
+        """Where the transport of ``kind`` connects for ``response`` (the token in the path),
+        with ``auth`` as the own namespace's CONNECT payload."""
         parts = urlsplit(response.url)
         options = self._options
         return ConnectTarget(
             origin=f"{parts.scheme}://{parts.netloc}",
             socketio_path=parts.path.rstrip("/") + "/socket.io/",
             headers=options.headers,
-            auth=self._root._auth,
+            auth=auth,
             transports=(kind,),
             ssl=options.ssl,
             connect_timeout=options.connect_timeout,
@@ -139,11 +143,14 @@ class Connection:
         Raises:
             TokenExpired: the proxy answered 410.
             ConnectRefused: the server refused the CONNECT.
+            AuthFailed: the ``auth`` function raised or returned no mapping.
             OSError, TimeoutError: no transport could connect.
         """
         kinds = self._options.transports
+        # Once per attempt: an auth function hands out fresh credentials for every CONNECT.
+        auth = await resolve_auth(self._root._auth, self._root.name)
         for index, kind in enumerate(kinds):
-            target = self.target(response, kind)
+            target = self.target(response, kind, auth)
             transport = self._factory(target)
             link = _Link(self, self._root)
             self._link = link
@@ -206,8 +213,9 @@ class Connection:
     async def _join(self, transport: Transport, link: _Link, namespace: Namespace) -> None:
         listener = _NamespaceLink(self, link, namespace)
         try:
-            sid = await transport.open_namespace(namespace.name, namespace._auth, listener)
-        except ConnectRefused as refused:
+            auth = await resolve_auth(namespace._auth, namespace.name)
+            sid = await transport.open_namespace(namespace.name, auth, listener)
+        except (ConnectRefused, AuthFailed) as refused:
             self.namespaces.pop(namespace.name, None)
             namespace._refused(refused)
             return

@@ -10,10 +10,11 @@ namespace it was created for ("/" by default).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConnectionLost, JamsocketError, SessionClosed
+from ..protocol.options import Auth
 from ..protocol.session import (
     LatencyEstimate,
     Listeners,
@@ -57,7 +58,7 @@ class Namespace(Dispatcher):
         connection: Connection,
         name: str,
         *,
-        auth: Mapping[str, Any] | None,
+        auth: Auth,
         max_queue: int,
         max_backlog: int,
         call_timeout: float | None,
@@ -67,7 +68,7 @@ class Namespace(Dispatcher):
         super().__init__(max_backlog)
         self._connection = connection
         self.name = name
-        self._auth = dict(auth) if auth is not None else None
+        self._auth = auth if auth is None or callable(auth) else dict(auth)
         # The transport's own namespace needs no name on emit (the hot path).
         self._emit_nsp: str | None = None if root else name
         self._call_timeout = call_timeout

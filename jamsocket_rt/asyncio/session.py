@@ -24,7 +24,7 @@ from .._errors import (
 )
 from .._models import redact_url
 from ..protocol.lifecycle import Input, State
-from ..protocol.options import SessionOptions, TransportName
+from ..protocol.options import Auth, ParserName, SessionOptions, TransportName
 from ..protocol.session import LatencyEstimate, TickSchedule
 from ..protocol.socketio import check_namespace
 from ._backend import ENDING_WAIT, ConnectCallable, ResponseLike, coerce_response
@@ -64,10 +64,11 @@ class Session(SessionCore):
         connect: an async callable returning a fresh ConnectResponse (for the same key); used
             for the first response when ``response`` is omitted, and again whenever the proxy
             says the token has expired (HTTP 410).
-        ready_timeout, call_timeout, connect_timeout, transports, headers, auth, ssl,
-        max_queue, reconnect, reconnect_delay, disconnect_grace, stream_maxsize, max_payload,
-        max_backlog, latency_probe, latency_interval, namespace, transport_factory: the
-            options, each documented on :class:`~jamsocket_rt.SessionOptions`.
+        ready_timeout, call_timeout, connect_timeout, transports, headers, auth, query,
+        parser, ssl, max_queue, reconnect, reconnect_delay, reconnect_attempts,
+        disconnect_grace, stream_maxsize, max_payload, max_backlog, latency_probe,
+        latency_interval, namespace, transport_factory: the options, each documented on
+            :class:`~jamsocket_rt.SessionOptions`.
 
     The options are validated once into a :class:`SessionOptions`; :meth:`from_options` takes
     one directly.
@@ -88,11 +89,14 @@ class Session(SessionCore):
         connect_timeout: float = 10.0,
         transports: Sequence[TransportName] = ("websocket",),
         headers: Mapping[str, str] | None = None,
-        auth: Mapping[str, Any] | None = None,
+        auth: Auth = None,
+        query: Mapping[str, str] | None = None,
+        parser: ParserName = "json",
         ssl: ssl_module.SSLContext | bool | None = None,
         max_queue: int = 10_000,
         reconnect: bool = True,
         reconnect_delay: tuple[float, float] = (0.1, 10.0),
+        reconnect_attempts: int | None = None,
         disconnect_grace: float = 0.25,
         stream_maxsize: int = 1000,
         max_payload: int = 16 * 1024 * 1024,
@@ -109,10 +113,13 @@ class Session(SessionCore):
             transports=transports,
             headers=headers,
             auth=auth,
+            query=query,
+            parser=parser,
             ssl=ssl,
             max_queue=max_queue,
             reconnect=reconnect,
             reconnect_delay=reconnect_delay,
+            reconnect_attempts=reconnect_attempts,
             disconnect_grace=disconnect_grace,
             stream_maxsize=stream_maxsize,
             max_payload=max_payload,
@@ -172,7 +179,7 @@ class Session(SessionCore):
             f"connected={self.connected} url={url}>"
         )
 
-    def namespace(self, name: str, auth: Mapping[str, Any] | None = None) -> Namespace:
+    def namespace(self, name: str, auth: Auth = None) -> Namespace:
         """Another Socket.IO namespace on this Session's connection (socket.io-client's
         multiplexing: one Engine.IO connection, a CONNECT of its own).
 

@@ -9,7 +9,7 @@ the option, wherever the options come from.
 from __future__ import annotations
 
 import ssl as ssl_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -20,13 +20,30 @@ from .events import DEFAULT_NAMESPACE
 from .session import check_event_name
 from .socketio import check_namespace
 
-__all__ = ["OVERFLOW_POLICIES", "TRANSPORTS", "Overflow", "SessionOptions", "TransportName"]
+__all__ = [
+    "OVERFLOW_POLICIES",
+    "PARSERS",
+    "TRANSPORTS",
+    "Auth",
+    "AuthCallable",
+    "Overflow",
+    "ParserName",
+    "SessionOptions",
+    "TransportName",
+]
 
 TransportName = Literal["websocket", "polling"]
 Overflow = Literal["error", "drop_oldest", "pause"]
+ParserName = Literal["json", "msgpack"]
 
 TRANSPORTS: tuple[TransportName, ...] = ("websocket", "polling")
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("error", "drop_oldest", "pause")
+PARSERS: tuple[ParserName, ...] = ("json", "msgpack")
+
+#: ``auth=`` as a function, called for every CONNECT (sync, or async returning an awaitable).
+AuthCallable = Callable[[], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
+#: What ``auth=`` takes: a mapping, a function that makes one for every CONNECT, or None.
+Auth = Mapping[str, Any] | AuthCallable | None
 
 
 def _positive_number(name: str, value: object, allow_none: bool) -> None:
@@ -93,8 +110,41 @@ def _copy_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return dict(value) if value else _NO_HEADERS
 
 
-def _copy_optional(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    return dict(value) if value is not None else None
+def _auth(value: Auth) -> Mapping[str, Any] | AuthCallable | None:
+    if value is None or callable(value):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"auth: expected a mapping, a function that returns one, or None; "
+            f"got {type(value).__name__}"
+        )
+    return dict(value)
+
+
+def _query(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    if not value:
+        return _NO_HEADERS
+    if not isinstance(value, Mapping):
+        raise TypeError(f"query: expected a mapping of strings, got {type(value).__name__}")
+    bad = [
+        key for key, item in value.items() if not isinstance(key, str) or not isinstance(item, str)
+    ]
+    if bad:
+        raise TypeError(f"query: keys and values must be strings; not so for {bad!r}")
+    reserved = sorted({"EIO", "transport", "sid", "t"} & set(value))
+    if reserved:
+        raise ValueError(f"query: {reserved} belong to Engine.IO and cannot be set")
+    return MappingProxyType(dict(value))
+
+
+def _check_parser(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in PARSERS:
+        raise ValueError(f"parser: expected one of {PARSERS}, got {value!r}")
+
+
+def _check_attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"reconnect_attempts: expected a positive integer or None, got {value!r}")
 
 
 @frozen(kw_only=True)
@@ -108,12 +158,19 @@ class SessionOptions:
         transports: "websocket" and/or "polling", in order of preference.
         headers: extra HTTP headers for the Socket.IO handshake.
         auth: the Socket.IO ``auth`` payload (for example to hand the backend the
-            secret_token).
+            secret_token): a mapping, or a function (sync or async) that returns one, called
+            for every CONNECT (reconnects and token renewals included).
+        query: query parameters sent on every Engine.IO request (the backend's
+            ``socket.handshake.query``).
+        parser: the Socket.IO parser the backend uses: "json" (socket.io's default) or
+            "msgpack" (``socket.io-msgpack-parser``; needs the ``msgpack`` extra).
         ssl: None verifies TLS certificates (the default); an SSLContext is used as is;
             ``False`` disables verification (explicitly, never by default).
         max_queue: how many sends and calls may wait for a connection.
         reconnect: reconnect after a connection loss (while the backend lives).
         reconnect_delay: (initial, maximum) backoff between reconnect attempts, seconds.
+        reconnect_attempts: after this many failed attempts in a row the session fails
+            (None, the default: no limit).
         disconnect_grace: after a connection loss, how long to wait for a ``terminated``
             status before trying to reconnect (the disconnect arrives a little before it).
         stream_maxsize: default buffer of ``stream()``.
@@ -143,11 +200,14 @@ class SessionOptions:
     connect_timeout: float = field(default=10.0, validator=_seconds(False))
     transports: tuple[TransportName, ...] = field(default=("websocket",), converter=_transports)
     headers: Mapping[str, str] = field(default=_NO_HEADERS, converter=_copy_mapping, repr=False)
-    auth: Mapping[str, Any] | None = field(default=None, converter=_copy_optional, repr=False)
+    auth: Mapping[str, Any] | AuthCallable | None = field(default=None, converter=_auth, repr=False)
+    query: Mapping[str, str] = field(default=_NO_HEADERS, converter=_query, repr=False)
+    parser: ParserName = field(default="json", validator=_check_parser)
     ssl: ssl_module.SSLContext | bool | None = None
     max_queue: int = field(default=10_000, validator=_integer(1))
     reconnect: bool = True
     reconnect_delay: tuple[float, float] = field(default=(0.1, 10.0), converter=_delays)
+    reconnect_attempts: int | None = field(default=None, validator=_check_attempts)
     disconnect_grace: float = field(default=0.25, validator=_check_grace)
     stream_maxsize: int = field(default=1000, validator=_integer(1))
     max_payload: int = field(default=16 * 1024 * 1024, validator=_integer(1))

@@ -24,7 +24,7 @@ from ..asyncio._calls import _Default
 from ..asyncio.connection import TransportFactory
 from ..asyncio.namespace import Namespace
 from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
-from ..protocol.options import Overflow, SessionOptions, TransportName
+from ..protocol.options import Auth, Overflow, ParserName, SessionOptions, TransportName
 from ..protocol.session import LatencyEstimate
 
 T = TypeVar("T")
@@ -230,11 +230,14 @@ class SyncSession(SyncNamespace):
         connect_timeout: float = 10.0,
         transports: Sequence[TransportName] = ("websocket",),
         headers: Mapping[str, str] | None = None,
-        auth: Mapping[str, Any] | None = None,
+        auth: Auth = None,
+        query: Mapping[str, str] | None = None,
+        parser: ParserName = "json",
         ssl: ssl_module.SSLContext | bool | None = None,
         max_queue: int = 10_000,
         reconnect: bool = True,
         reconnect_delay: tuple[float, float] = (0.1, 10.0),
+        reconnect_attempts: int | None = None,
         disconnect_grace: float = 0.25,
         stream_maxsize: int = 1000,
         max_payload: int = 16 * 1024 * 1024,
@@ -333,7 +336,7 @@ class SyncSession(SyncNamespace):
             self._loop = None
             _LoopThread.release()
 
-    def namespace(self, name: str, auth: Mapping[str, Any] | None = None) -> SyncNamespace:
+    def namespace(self, name: str, auth: Auth = None) -> SyncNamespace:
         """Another namespace on this session's connection (see ``Session.namespace``)."""
         if name == self._session.name:
             return self
