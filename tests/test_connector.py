@@ -245,3 +245,78 @@ async def test_a_transport_uses_its_own_connector(lookups: Lookups) -> None:
         finally:
             for transport in transports:
                 await transport.close()
+
+
+@contextlib.contextmanager
+def never_answering() -> Iterator[tuple[str, int]]:
+    """A listener on 127.0.0.2 whose accept queue is full: a SYN to it gets no answer at all
+    (Linux drops it), as from a host that is down or an IPv6 route that blackholes."""
+    server = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        server.bind(("127.0.0.2", 0))
+        server.listen(0)
+        address = server.getsockname()
+        for _ in range(3):  # fill the queue (backlog 0 still holds one)
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(address)
+            fillers.append(filler)
+        yield address
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+async def test_an_address_that_never_answers_costs_the_happy_eyeballs_delay(
+    lookups: Lookups,
+) -> None:
+    connector = Connector(happy_eyeballs_delay=0.05)
+    with never_answering() as (dead_host, dead_port):
+        async with listening() as port:
+            # Probe: without happy eyeballs, the dead address alone would hold the connect for
+            # the kernel's SYN retries (minutes); the test's 5 s bound would fail.
+            probe = asyncio.ensure_future(
+                asyncio.get_running_loop().create_connection(asyncio.Protocol, dead_host, dead_port)
+            )
+            done, _ = await asyncio.wait([probe], timeout=0.5)
+            probe.cancel()
+            if done:
+                pytest.skip("this kernel answers a full accept queue (no blackhole to test)")
+            connector.dns["two.test", port] = (
+                float("inf"),
+                [
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, (dead_host, dead_port)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, ("127.0.0.1", port)),
+                ],
+            )
+            transport = await asyncio.wait_for(
+                connector.connect(asyncio.Protocol(), "two.test", port), 5
+            )
+            assert transport.get_extra_info("peername")[1] == port
+            transport.close()
+    assert lookups.hosts == []
+
+
+async def test_ipv6_literals_and_names_connect() -> None:
+    connector = Connector()
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        server = await asyncio.start_server(lambda r, w: w.close(), "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    port = server.sockets[0].getsockname()[1]
+    try:
+        transport = await connector.connect(asyncio.Protocol(), "::1", port)
+        assert transport.get_extra_info("peername")[0] == "::1"
+        transport.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    async with listening() as port:  # a name: localhost (one or several addresses)
+        transport = await connector.connect(asyncio.Protocol(), "localhost", port)
+        assert transport.get_extra_info("peername")[1] == port
+        transport.close()

@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohappyeyeballs
+
 __all__ = [
     "DNS_TTL",
+    "HAPPY_EYEBALLS_DELAY",
     "AddrInfo",
     "Connector",
     "default_connector",
@@ -27,6 +30,10 @@ __all__ = [
 
 #: How long a resolved host name is reused, in seconds.
 DNS_TTL = 10.0
+
+#: Seconds before the next address of a name is tried while earlier attempts still wait
+#: (RFC 8305 section 5 recommends 250 ms).
+HAPPY_EYEBALLS_DELAY = 0.25
 
 #: One address to connect to: (family, type, proto, sockaddr), as from getaddrinfo().
 AddrInfo = tuple[int, int, int, Any]
@@ -60,18 +67,24 @@ class Connector:
 
     Args:
         dns_ttl: seconds a resolved name is reused (0: resolve for every connection).
+        happy_eyeballs_delay: seconds before the next address of a name is tried (RFC 8305).
         clock: the monotonic clock that ages the names.
 
     Attributes:
         dns: the DNS cache: (host, port) -> (expiry on ``clock``, addresses).
     """
 
-    __slots__ = ("_clock", "_contexts", "_lookups", "dns", "dns_ttl")
+    __slots__ = ("_clock", "_contexts", "_lookups", "dns", "dns_ttl", "happy_eyeballs_delay")
 
     def __init__(
-        self, *, dns_ttl: float = DNS_TTL, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        dns_ttl: float = DNS_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        happy_eyeballs_delay: float = HAPPY_EYEBALLS_DELAY,
     ) -> None:
         self.dns_ttl = dns_ttl
+        self.happy_eyeballs_delay = happy_eyeballs_delay
         self._clock = clock
         self.dns: dict[tuple[str, int], tuple[float, list[AddrInfo]]] = {}
         self._contexts: dict[bool, _ssl.SSLContext] = {}
@@ -170,7 +183,9 @@ class Connector:
         *,
         ssl: _ssl.SSLContext | None = None,
     ) -> asyncio.Transport:
-        """Connects ``protocol`` to the first address of ``host`` that accepts.
+        """Connects ``protocol`` to ``host``: its one address, or the first of several to
+        accept, tried as RFC 8305 says (happy eyeballs: the address families interleaved, a new
+        attempt every ``happy_eyeballs_delay`` seconds while the earlier ones still wait).
 
         Args:
             protocol: the connection's asyncio protocol.
@@ -182,29 +197,46 @@ class Connector:
             The asyncio transport (also given to ``protocol.connection_made``).
 
         Raises:
-            OSError: the name cannot be resolved, or no address accepted (the message says what
-                each one answered); TLS failures are OSErrors too (ssl.SSLError).
+            OSError: the name cannot be resolved, or no address accepted (with several, the
+                message says what each one answered); TLS failures are OSErrors too
+                (ssl.SSLError).
         """
         loop = asyncio.get_running_loop()
-        errors: list[OSError] = []
-        for family, _, _, address in await self.resolve(host, port):
-            try:
-                # An IP address: the loop connects without a lookup (uvloop in C, end to end).
-                transport, _ = await loop.create_connection(
-                    lambda: protocol,
-                    host=address[0],
-                    port=address[1],
-                    family=family,
-                    ssl=ssl,
-                    server_hostname=host if ssl is not None else None,
-                )
-            except OSError as exc:
-                errors.append(exc)
-                continue
+        addresses = await self.resolve(host, port)
+        if len(addresses) == 1:
+            # One address (an IP literal, most often): the loop connects without a lookup
+            # (uvloop in C, end to end).
+            family, _, _, address = addresses[0]
+            transport, _ = await loop.create_connection(
+                lambda: protocol,
+                host=address[0],
+                port=address[1],
+                family=family,
+                ssl=ssl,
+                server_hostname=host if ssl is not None else None,
+            )
             return transport
-        if len(errors) == 1:
-            raise errors[0]
-        raise OSError("; ".join(str(error) for error in errors))
+        # Several: RFC 8305 (happy eyeballs), families interleaved and a new attempt every
+        # HAPPY_EYEBALLS_DELAY while the earlier ones are still pending, so an address that
+        # never answers costs that delay, not the connect timeout.
+        try:
+            sock = await aiohappyeyeballs.start_connection(
+                [(family, kind, proto, "", address) for family, kind, proto, address in addresses],
+                happy_eyeballs_delay=self.happy_eyeballs_delay,
+                interleave=1,
+            )
+        except OSError as exc:
+            # aiohappyeyeballs gives one error when every address answered the same, else
+            # "Multiple exceptions: a, b": say how many were tried, then what they answered.
+            raise OSError(exc.errno, f"{len(addresses)} addresses tried; {exc}") from exc
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: protocol, sock=sock, ssl=ssl, server_hostname=host if ssl else None
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return transport
 
     def clear(self) -> None:
         """Forgets the resolved names and the TLS contexts built so far."""
