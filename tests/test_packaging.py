@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The distribution of each top-level module the library imports.
 DISTRIBUTIONS = {
     "aiohttp": "aiohttp",
+    "aiohappyeyeballs": "aiohappyeyeballs",
     "attrs": "attrs",
     "attr": "attrs",
     "cattrs": "cattrs",
