@@ -48,6 +48,7 @@ from .protocol.engineio import ProtocolError
 from .protocol.lifecycle import State as SessionState
 from .protocol.options import SessionOptions
 from .protocol.session import LatencyEstimate
+from .sync.platform import SyncJamsocket, SyncPlane
 from .sync.session import SyncSession
 
 __version__ = "0.1.0"
@@ -85,6 +86,8 @@ __all__ = [
     "SpawnOptions",
     "StatusStream",
     "StreamOverflow",
+    "SyncJamsocket",
+    "SyncPlane",
     "SyncSession",
     "TerminationKind",
     "TerminationReason",

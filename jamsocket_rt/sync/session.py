@@ -12,9 +12,8 @@ called from a handler (it would wait for itself): they raise RuntimeError there.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import inspect
 import ssl as ssl_module
-import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
@@ -26,54 +25,32 @@ from ..asyncio.namespace import Namespace
 from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
 from ..protocol.options import Auth, Overflow, ParserName, SessionOptions, TransportName
 from ..protocol.session import LatencyEstimate
+from ._loop import _LoopThread as _LoopThread  # (re-exported: where it used to live)
+from ._loop import run_on_loop
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _LoopThread:
-    """One event loop on a daemon thread, reference-counted by the SyncSessions using it."""
+#: ``connect=`` of a SyncSession: an async callable, or a plain one (e.g. ``SyncJamsocket.connect``
+#: with its arguments bound), returning a ConnectResponse.
+SyncConnectCallable = Callable[[], "ConnectResponse | Awaitable[ConnectResponse]"]
 
-    _lock = threading.Lock()
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _users = 0
 
-    @classmethod
-    def acquire(cls) -> asyncio.AbstractEventLoop:
-        with cls._lock:
-            if cls._loop is None:
-                loop = asyncio.new_event_loop()
-                started = threading.Event()
+def _in_a_thread(connect: SyncConnectCallable | None) -> ConnectCallable | None:
+    """``connect`` as the async callable the Session awaits: a plain one runs in a worker
+    thread, so that it may block (even on this module's own loop thread, as SyncJamsocket
+    does) without stopping the loop."""
+    if connect is None or inspect.iscoroutinefunction(connect):
+        return connect  # (an async callable, as it is)
 
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(started.set)
-                    loop.run_forever()
+    async def fetch() -> ConnectResponse:
+        result = await asyncio.to_thread(connect)
+        if inspect.isawaitable(result):
+            return await result
+        return result
 
-                thread = threading.Thread(target=run, name="jamsocket_rt loop", daemon=True)
-                thread.start()
-                started.wait()
-                cls._loop, cls._thread = loop, thread
-            cls._users += 1
-            return cls._loop
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._users -= 1
-            if cls._users > 0 or cls._loop is None:
-                return
-            loop, thread = cls._loop, cls._thread
-            cls._loop = cls._thread = None
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        loop.close()
-
-    @classmethod
-    def is_current(cls) -> bool:
-        return cls._thread is threading.current_thread()
+    return fetch
 
 
 class SyncNamespace:
@@ -224,7 +201,7 @@ class SyncSession(SyncNamespace):
         self,
         response: ResponseLike | None = None,
         *,
-        connect: ConnectCallable | None = None,
+        connect: SyncConnectCallable | None = None,
         ready_timeout: float | None = 60.0,
         call_timeout: float | None = 30.0,
         connect_timeout: float = 10.0,
@@ -254,7 +231,9 @@ class SyncSession(SyncNamespace):
             for name, value in locals().items()
             if name not in ("self", "response", "connect")
         }
-        session = Session.from_options(response, connect=connect, options=SessionOptions(**options))
+        session = Session.from_options(
+            response, connect=_in_a_thread(connect), options=SessionOptions(**options)
+        )
         self._wrap(session)
 
     @classmethod
@@ -262,12 +241,12 @@ class SyncSession(SyncNamespace):
         cls,
         response: ResponseLike | None = None,
         *,
-        connect: ConnectCallable | None = None,
+        connect: SyncConnectCallable | None = None,
         options: SessionOptions,
     ) -> SyncSession:
         """A SyncSession with options validated beforehand (see ``Session.from_options``)."""
         sync = cls.__new__(cls)
-        sync._wrap(Session.from_options(response, connect=connect, options=options))
+        sync._wrap(Session.from_options(response, connect=_in_a_thread(connect), options=options))
         return sync
 
     def _wrap(self, session: Session) -> None:
@@ -278,29 +257,9 @@ class SyncSession(SyncNamespace):
     # ------------------------------------------------------------------ plumbing
 
     def _run(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
-        if _LoopThread.is_current():
-            raise RuntimeError(
-                "a blocking SyncSession method was called from a handler on the session's own "
-                "loop thread; it would wait for itself (use the async Session there)"
-            )
-        if self._loop is None:
+        if self._loop is None and not _LoopThread.is_current():
             raise RuntimeError("the SyncSession is not connected (call connect() first)")
-
-        async def run() -> T:
-            return await make()
-
-        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            if future.done():
-                raise  # the operation's own TimeoutError (a call or wait_for that timed out)
-            future.cancel()
-            raise TimeoutError("the operation did not finish in time") from None
-        except BaseException:
-            # KeyboardInterrupt in a notebook cell: do not leave the operation running.
-            future.cancel()
-            raise
+        return run_on_loop(self._loop, make, timeout, "SyncSession")
 
     # ------------------------------------------------------------------ lifecycle
 
