@@ -107,9 +107,10 @@ def _api_platform(
 def _run_api(
     platform: DevPlatform | JamsocketPlatform | PlanePlatform,
     call: Callable[[Jamsocket | Plane], Any],
+    proxy: str | bool | None,
 ) -> Any:
     async def go() -> Any:
-        async with client_for(platform) as api:
+        async with client_for(platform, proxy=proxy) as api:
             return await call(api)
 
     return asyncio.run(go())
@@ -162,7 +163,7 @@ def _connect(args: argparse.Namespace) -> ConnectResponse:
         if fields:
             raise FlagError(f"--{next(iter(fields))}: not with a given ConnectResponse")
         return platform.connect_response()
-    response: ConnectResponse = _run_api(platform, lambda api: api.connect(**fields))
+    response: ConnectResponse = _run_api(platform, lambda api: api.connect(**fields), args.proxy)
     return response
 
 
@@ -178,7 +179,7 @@ def _run_connect(args: argparse.Namespace) -> int:
     response = _connect(args)
     console.say("backend", f"{response.backend_id} (spawned: {response.spawned})")
 
-    session = SyncSession(response, ready_timeout=args.ready_timeout)
+    session = SyncSession(response, ready_timeout=args.ready_timeout, proxy=args.proxy)
     known_events: set[str] = set()
 
     def show_status(state: BackendState) -> None:
@@ -309,7 +310,7 @@ def _run_status(args: argparse.Namespace) -> int:
             )
         state = asyncio.run(fetch_status(None, response))
     else:
-        state = _run_api(platform, lambda api: api.status(args.backend_id))
+        state = _run_api(platform, lambda api: api.status(args.backend_id), args.proxy)
     Console().emit(state.to_dict())
     return 0
 
@@ -317,7 +318,7 @@ def _run_status(args: argparse.Namespace) -> int:
 @subcommand("terminate", help="terminate a backend", configure=_configure_terminate)
 def _run_terminate(args: argparse.Namespace) -> int:
     platform = _api_platform(args, "terminate")
-    _run_api(platform, lambda api: api.terminate(args.backend_id, hard=args.hard))
+    _run_api(platform, lambda api: api.terminate(args.backend_id, hard=args.hard), args.proxy)
     Console().say(
         "terminate", f"{args.backend_id}: {'hard' if args.hard else 'soft'} terminate sent"
     )

@@ -109,7 +109,11 @@ class BackendWatch:
         self._tracker = StatusTracker()
         self._status_error = None
         self._subscription = status_hub.subscribe(
-            response, self._on_state, ssl=self._options.ssl, on_error=self._on_status_error
+            response,
+            self._on_state,
+            ssl=self._options.ssl,
+            proxy=self._options.proxy,
+            on_error=self._on_status_error,
         )
 
     def _on_state(self, state: BackendState) -> None:

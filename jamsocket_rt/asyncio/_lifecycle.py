@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from .._errors import (
-    AuthFailed,
     BackendTerminated,
+    ConfigurationError,
     ConnectionLost,
     ConnectRefused,
     JamsocketError,
@@ -226,7 +226,7 @@ class SessionCore(Namespace, BackendWatch):
             transport = await self._connection.open(self._response)
         except TokenExpired as exc:
             return Input.GONE, exc
-        except (ConnectRefused, AuthFailed) as exc:  # final: the same again would fail again
+        except (ConnectRefused, ConfigurationError) as exc:  # final: the same would fail again
             return Input.REFUSED, exc
         except (OSError, TimeoutError) as exc:
             return Input.UNREACHABLE, exc

@@ -129,6 +129,7 @@ class Connection:
             auth=auth,
             transports=(kind,),
             ssl=options.ssl,
+            proxy=options.proxy,
             connect_timeout=options.connect_timeout,
             max_payload=options.max_payload,
             namespace=self._root.name,

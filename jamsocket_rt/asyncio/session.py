@@ -25,6 +25,7 @@ from .._errors import (
 from .._models import redact_url
 from ..protocol.lifecycle import Input, State
 from ..protocol.options import Auth, ParserName, SessionOptions, TransportName
+from ..protocol.proxy import ProxySetting
 from ..protocol.session import LatencyEstimate, TickSchedule
 from ..protocol.socketio import check_namespace
 from ._backend import ENDING_WAIT, ConnectCallable, ResponseLike, coerce_response
@@ -65,7 +66,7 @@ class Session(SessionCore):
             for the first response when ``response`` is omitted, and again whenever the proxy
             says the token has expired (HTTP 410).
         ready_timeout, call_timeout, connect_timeout, transports, headers, auth, query,
-        parser, ssl, max_queue, reconnect, reconnect_delay, reconnect_attempts,
+        parser, ssl, proxy, max_queue, reconnect, reconnect_delay, reconnect_attempts,
         disconnect_grace, stream_maxsize, max_payload, max_backlog, latency_probe,
         latency_interval, namespace, transport_factory: the options, each documented on
             :class:`~jamsocket_rt.SessionOptions`.
@@ -93,6 +94,7 @@ class Session(SessionCore):
         query: Mapping[str, str] | None = None,
         parser: ParserName = "json",
         ssl: ssl_module.SSLContext | bool | None = None,
+        proxy: ProxySetting = None,
         max_queue: int = 10_000,
         reconnect: bool = True,
         reconnect_delay: tuple[float, float] = (0.1, 10.0),
@@ -116,6 +118,7 @@ class Session(SessionCore):
             query=query,
             parser=parser,
             ssl=ssl,
+            proxy=proxy,
             max_queue=max_queue,
             reconnect=reconnect,
             reconnect_delay=reconnect_delay,

@@ -27,6 +27,7 @@ import aiohttp
 from .._errors import ApiConnectionError, JamsocketError
 from .._models import BackendState, BackendStatus, ConnectResponse
 from ..platform import fetch_status, follow_status_stream
+from ..protocol.proxy import ProxySetting, proxy_for
 from ..protocol.session import StatusTracker
 
 logger = logging.getLogger("jamsocket_rt.status")
@@ -93,11 +94,13 @@ class StatusWatcher:
         response: ConnectResponse,
         *,
         ssl: ssl_module.SSLContext | bool | None,
+        proxy: ProxySetting = None,
         on_empty: Callable[[StatusWatcher], None],
     ) -> None:
         self.status_url = response.status_url
         self._ready_url = response.ready_url
         self._ssl = ssl
+        self._proxy = proxy
         self._on_empty = on_empty
         self.history: list[BackendState] = []
         self._tracker = StatusTracker()  # the same rule as each Session's: no repeats
@@ -181,7 +184,9 @@ class StatusWatcher:
         if self._http is None or self.error is not None or self._tracker.terminal is not None:
             return
         try:
-            state = await fetch_status(self._http, self.status_url, timeout=PROBE_TIMEOUT)
+            state = await fetch_status(
+                self._http, self.status_url, timeout=PROBE_TIMEOUT, proxy=self._proxy
+            )
         except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.last_problem = f"{type(exc).__name__}: {exc}"
             return
@@ -197,7 +202,7 @@ class StatusWatcher:
         """
         assert self._http is not None
         try:
-            state = await fetch_status(self._http, self.status_url, retries=1)
+            state = await fetch_status(self._http, self.status_url, retries=1, proxy=self._proxy)
         except (JamsocketError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.last_problem = f"{type(exc).__name__}: {exc}"
             unverified = _certificate_failed(exc)
@@ -222,7 +227,9 @@ class StatusWatcher:
         assert self._http is not None
         # While a session lives, never give up on the stream: it is how termination is heard.
         # Only what retrying cannot mend (InvalidResponse, a 4xx) ends it.
-        stream = follow_status_stream(self._http, self.status_url, max_retries=None)
+        stream = follow_status_stream(
+            self._http, self.status_url, max_retries=None, proxy=self._proxy
+        )
         try:
             async with stream:
                 async for state in stream:
@@ -235,9 +242,11 @@ class StatusWatcher:
     async def _poll_ready(self) -> None:
         assert self._http is not None
         timeout = aiohttp.ClientTimeout(total=5)
+        through = proxy_for(self._ready_url, self._proxy)
+        proxy = None if through is None else through.url
         while not self._tracker.ready and self._tracker.terminal is None:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                async with self._http.get(self._ready_url, timeout=timeout) as answer:
+                async with self._http.get(self._ready_url, timeout=timeout, proxy=proxy) as answer:
                     if answer.status == 200:
                         self._publish(
                             BackendState(
@@ -286,6 +295,7 @@ def subscribe(
     callback: StateCallback,
     *,
     ssl: ssl_module.SSLContext | bool | None = None,
+    proxy: ProxySetting = None,
     on_error: ErrorCallback | None = None,
 ) -> Subscription:
     """Subscribe ``callback`` to the status of ``response``'s backend, replaying what is known.
@@ -294,6 +304,7 @@ def subscribe(
     docstring). Must be called on the event loop that will run the watcher.
     """
     loop_id = id(asyncio.get_running_loop())
+    # (Like ssl, the proxy is the first subscriber's: sessions of one program share them.)
     key = (loop_id, response.status_url)
     watcher = _watchers.get(key)
     if watcher is None:
@@ -302,6 +313,6 @@ def subscribe(
             if _watchers.get(key) is empty:
                 del _watchers[key]
 
-        watcher = StatusWatcher(response, ssl=ssl, on_empty=forget)
+        watcher = StatusWatcher(response, ssl=ssl, proxy=proxy, on_empty=forget)
         _watchers[key] = watcher
     return watcher.subscribe(callback, on_error)

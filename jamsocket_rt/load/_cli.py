@@ -255,6 +255,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         loop=args.loop,
         thresholds=thresholds_from(args.fail_if),
         terminate_backends=args.terminate_backends,
+        proxy=args.proxy,
     )
 
 

@@ -66,22 +66,25 @@ def make_client(config: LoadConfig, api_url: str | None) -> PlatformClient | Non
     Raises:
         ConfigurationError: the target's settings (or the JAMSOCKET_* variables) are wrong.
     """
-    target = config.target
+    target, proxy = config.target, config.proxy
     # One client per worker serves thousands of connects: no per-host connection limit.
     if isinstance(target, DevTarget):
         assert api_url is not None
-        return _api.Jamsocket.dev_server(api_url)
+        return _api.Jamsocket.dev_server(api_url, proxy=proxy)
     if isinstance(target, JamsocketTarget):
         if target.from_env:
-            return _api.Jamsocket.from_env()
+            return _api.Jamsocket.from_env(proxy=proxy)
         return _api.Jamsocket(
             account=target.account or "",
             token=target.token or "",
             service=target.service or "",
             api_url=target.api_url or DEFAULT_API_URL,
+            proxy=proxy,
         )
     if isinstance(target, PlaneTarget):
-        return _api.Plane(target.controller_url, image=target.image, token=target.token)
+        return _api.Plane(
+            target.controller_url, image=target.image, token=target.token, proxy=proxy
+        )
     return None
 
 

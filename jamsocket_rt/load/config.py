@@ -16,6 +16,7 @@ import attrs
 from attrs import frozen
 
 from ..protocol.options import SessionOptions, TransportName
+from ..protocol.proxy import parse_proxy
 from ._loop import LOOPS
 from .thresholds import Threshold, parse_threshold
 
@@ -188,6 +189,8 @@ class LoadConfig:
             caller of :func:`~jamsocket_rt.load.run_load` with one process brings its own.
         thresholds: ``--fail-if`` conditions.
         terminate_backends: terminate the backends this run spawned, at the end.
+        proxy: the HTTP proxy of every connection (``--proxy``): None (the environment's),
+            a URL, or False (none).
     """
 
     target: Target = attrs.field(factory=DevTarget)
@@ -210,6 +213,7 @@ class LoadConfig:
     loop: str = "auto"
     thresholds: tuple[Threshold, ...] = ()
     terminate_backends: bool = False
+    proxy: str | bool | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_number("--sessions", self.sessions, minimum=1, integer=True)
@@ -262,6 +266,11 @@ class LoadConfig:
             raise _error(
                 "--keys", "the broadcast scenario needs sessions that share backends (not 'new')"
             )
+        if isinstance(self.proxy, str):
+            try:
+                parse_proxy(self.proxy)
+            except ValueError as exc:
+                raise _error("--proxy", str(exc).removeprefix("proxy: ")) from None
         if isinstance(self.target, FixedTarget) and self.keys != "shared":
             raise _error("--keys", "a fixed ConnectResponse is one backend: use --keys shared")
 
@@ -302,6 +311,7 @@ class LoadConfig:
             call_timeout=self.call_timeout,
             ready_timeout=self.ready_timeout,
             transports=self.transports,
+            proxy=self.proxy,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +328,8 @@ class LoadConfig:
         target = dict(data["target"])
         if target.get("token") is not None:
             target["token"] = "<redacted>"  # noqa: S105 - a placeholder, not a password
+        if isinstance(data.get("proxy"), str):
+            data["proxy"] = parse_proxy(data["proxy"]).where  # without its credentials
         if target["kind"] == "fixed":
             response = target["response"]
             target["response"] = {"backend_id": response.get("backend_id")}

@@ -17,12 +17,14 @@ import aiohttp
 
 from .._errors import (
     ApiConnectionError,
+    ApiError,
     ApiTimeout,
     ConfigurationError,
     InvalidResponse,
     JamsocketError,
 )
 from ..protocol.api import MAX_BODY_SIZE, HttpRequest, HttpResponse, api_error, origin
+from ..protocol.proxy import ProxySetting, proxy_for
 
 __all__ = ["DEFAULT_TIMEOUT", "Timeout", "Transport", "client_timeout", "translate", "where"]
 
@@ -59,6 +61,13 @@ def translate(exc: BaseException, request: HttpRequest, seconds: float | None) -
     if isinstance(exc, asyncio.TimeoutError):
         after = f"{seconds:g} s" if seconds is not None else "the configured timeout"
         return ApiTimeout(f"{what}: no answer from {host} within {after}", host, seconds)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        reason = exc.os_error.strerror or type(exc.os_error).__name__
+        return ApiConnectionError(f"cannot reach the proxy {exc.host}:{exc.port}: {reason}", host)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return ApiConnectionError(
+            f"{what}: the proxy refused the tunnel to {host}: {exc.status} {exc.message}", host
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = exc.os_error.strerror or type(exc.os_error).__name__
         return ApiConnectionError(f"cannot connect to {host}: {reason}", host)
@@ -95,8 +104,11 @@ async def _to_response(response: aiohttp.ClientResponse) -> HttpResponse:
 class Transport:
     """Sends :class:`HttpRequest` objects with aiohttp; owns the ClientSession if none is given."""
 
-    def __init__(self, session: aiohttp.ClientSession | None, timeout: Timeout) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession | None, timeout: Timeout, proxy: ProxySetting = None
+    ) -> None:
         self._session = session
+        self._proxy = proxy
         self._owns_session = session is None
         self._closed = False
         self.timeout = client_timeout(timeout)
@@ -104,6 +116,15 @@ class Transport:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def proxy_url(self, url: str) -> str | None:
+        """The proxy (with its credentials) that a request to ``url`` goes through, or None.
+
+        Raises:
+            ConfigurationError: the ``proxy`` option or an ``*_PROXY`` variable is malformed.
+        """
+        proxy = proxy_for(url, self._proxy)
+        return None if proxy is None else proxy.url
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -122,6 +143,7 @@ class Transport:
             InvalidResponse: the body is larger than :data:`MAX_BODY_SIZE`.
         """
         session = self._get_session()
+        proxy = self.proxy_url(request.url)
         try:
             async with session.request(
                 request.method,
@@ -130,10 +152,18 @@ class Transport:
                 data=request.body,
                 timeout=self.timeout,
                 allow_redirects=request.follow_redirects,
+                proxy=proxy,
             ) as response:
-                return await _to_response(response)
+                answer = await _to_response(response)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise translate(exc, request, self.timeout.total) from exc
+        if answer.status == 407 and proxy is not None:
+            # The proxy's answer, not the API's (a plain http request goes to the proxy).
+            where_proxy = proxy.rsplit("@", 1)[-1].removeprefix("http://")
+            raise ApiError(
+                407, f"the proxy {where_proxy} refused: it wants (other) credentials in proxy="
+            )
+        return answer
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -159,6 +189,7 @@ class Transport:
                     headers=dict(request.headers),
                     timeout=timeout,
                     allow_redirects=request.follow_redirects,
+                    proxy=self.proxy_url(request.url),
                 ),
                 self.timeout.total,
             )

@@ -26,6 +26,7 @@ from ..protocol.api import (
     make_connect_request,
     stream_url_for,
 )
+from ..protocol.proxy import ProxySetting
 from ..protocol.session import Backoff
 from ..protocol.sse import StatusDecoder
 from ._http import DEFAULT_TIMEOUT, Timeout, Transport
@@ -56,9 +57,10 @@ class _PlatformClient:
         session: aiohttp.ClientSession | None,
         backoff: Backoff | None,
         max_retries: int | None,
+        proxy: ProxySetting,
     ) -> None:
         self._api = api
-        self._transport = Transport(session, timeout)
+        self._transport = Transport(session, timeout, proxy)
         self._backoff = backoff
         self._max_retries = max_retries
         self._streams: weakref.WeakSet[StatusStream] = weakref.WeakSet()
@@ -175,6 +177,8 @@ class Jamsocket(_PlatformClient):
         backoff: the reconnection backoff of status streams.
         max_retries: consecutive failed attempts after which a status stream gives up
             (None: never).
+        proxy: the HTTP proxy: None (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``), a URL
+            (``http://user:password@host:port``), or False (connect directly).
 
     Raises:
         ConfigurationError: a missing name, a malformed URL or timeout.
@@ -191,6 +195,7 @@ class Jamsocket(_PlatformClient):
         session: aiohttp.ClientSession | None = None,
         backoff: Backoff | None = None,
         max_retries: int | None = DEFAULT_MAX_RETRIES,
+        proxy: ProxySetting = None,
     ) -> None:
         if not isinstance(token, str) or not token:
             raise ConfigurationError("token must be a non-empty string")
@@ -203,6 +208,7 @@ class Jamsocket(_PlatformClient):
             session=session,
             backoff=backoff,
             max_retries=max_retries,
+            proxy=proxy,
         )
 
     def __repr__(self) -> str:
@@ -220,7 +226,7 @@ class Jamsocket(_PlatformClient):
         Args:
             port: the dev server's port.
             api_url: the dev server's URL, instead of ``port`` (e.g. ``DevServer().api_url``).
-            **options: ``timeout``, ``session``, ``backoff``, ``max_retries``.
+            **options: ``timeout``, ``session``, ``backoff``, ``max_retries``, ``proxy``.
         """
         # "-" is the dev server's placeholder for every name, not a secret.
         placeholder = "-"
@@ -248,7 +254,7 @@ class Jamsocket(_PlatformClient):
 
         Args:
             environ: the variables to read (default: ``os.environ``).
-            **options: ``timeout``, ``session``, ``backoff``, ``max_retries``.
+            **options: ``timeout``, ``session``, ``backoff``, ``max_retries``, ``proxy``.
 
         Raises:
             ConfigurationError: a required variable is missing or empty, or a variable's value
@@ -297,7 +303,7 @@ class Plane(_PlatformClient):
         token: a bearer token, for a controller behind an authenticating proxy; sent to
             ``controller_url``'s host only.
         namespace: the key namespace.
-        timeout, session, backoff, max_retries: as for :class:`Jamsocket`.
+        timeout, session, backoff, max_retries, proxy: as for :class:`Jamsocket`.
 
     Raises:
         ConfigurationError: a malformed URL or timeout.
@@ -314,6 +320,7 @@ class Plane(_PlatformClient):
         session: aiohttp.ClientSession | None = None,
         backoff: Backoff | None = None,
         max_retries: int | None = DEFAULT_MAX_RETRIES,
+        proxy: ProxySetting = None,
     ) -> None:
         self._plane = PlaneApi(controller_url, image=image, token=token, namespace=namespace)
         super().__init__(
@@ -322,6 +329,7 @@ class Plane(_PlatformClient):
             session=session,
             backoff=backoff,
             max_retries=max_retries,
+            proxy=proxy,
         )
 
     def __repr__(self) -> str:
@@ -364,7 +372,7 @@ def client_for(
 
     Args:
         platform: the dev server, Jamsocket or Plane.
-        **options: ``timeout``, ``session``, ``backoff``, ``max_retries``.
+        **options: ``timeout``, ``session``, ``backoff``, ``max_retries``, ``proxy``.
 
     Raises:
         ConfigurationError: a name or URL the client refuses.

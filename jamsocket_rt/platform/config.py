@@ -38,6 +38,7 @@ from .._errors import ConfigurationError
 from .._models import ConnectResponse
 from ..protocol._requests import check_base_url
 from ..protocol.api import DEFAULT_API_URL, origin
+from ..protocol.proxy import parse_proxy
 
 if TYPE_CHECKING:
     import argparse
@@ -283,6 +284,16 @@ def _url(text: str) -> str | None:
         return None
 
 
+def _proxy(text: str) -> str | bool | None:
+    if text.strip().lower() in ("off", "none", "no", "false", "direct"):
+        return False
+    try:
+        parse_proxy(text)
+    except ConfigurationError:
+        return None
+    return text.strip()
+
+
 def add_platform_arguments(
     parser: argparse.ArgumentParser, *, default: str
 ) -> argparse._MutuallyExclusiveGroup:
@@ -346,6 +357,13 @@ def add_platform_arguments(
         f"({ENV_PLANE_TOKEN}); the variable keeps it out of the process list",
     )
     group.add_argument("--image", help="Plane: the image to spawn for a new backend")
+    group.add_argument(
+        "--proxy",
+        metavar="URL|off",
+        type=_argument_type(_proxy, "an http:// proxy URL, or off"),
+        help="the HTTP proxy of every connection (http://[user:password@]host:port); 'off' "
+        "connects directly; default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY",
+    )
     return selectors
 
 

@@ -29,6 +29,7 @@ from ..protocol.api import (
     stream_request,
     stream_url_for,
 )
+from ..protocol.proxy import ProxySetting
 from ..protocol.session import Backoff
 from ..protocol.sse import DEFAULT_MAX_LINE_LENGTH, StatusDecoder
 from ._http import DEFAULT_TIMEOUT, Timeout, Transport, where
@@ -257,6 +258,7 @@ async def fetch_status(
     retries: int = 0,
     retry_delay: float = 0.5,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    proxy: ProxySetting = None,
 ) -> BackendState:
     """GET a status URL (a ConnectResponse's own ``status_url``; no account needed).
 
@@ -267,6 +269,7 @@ async def fetch_status(
             server answers just after connect, 408, 429, 5xx, connection errors, timeouts).
         retry_delay: seconds between tries.
         timeout: seconds (or a ClientTimeout) for each try.
+        proxy: the HTTP proxy: None (the environment's), a URL, or False (none).
 
     Returns:
         The backend's latest state.
@@ -276,7 +279,7 @@ async def fetch_status(
         InvalidResponse: the answer is not a BackendState.
     """
     request = status_request(_status_url_of(status_url))
-    transport = Transport(session, timeout)
+    transport = Transport(session, timeout, proxy)
     try:
         for attempt in range(retries + 1):
             try:
@@ -304,6 +307,7 @@ def follow_status_stream(
     backoff: Backoff | None = None,
     max_retries: int | None = DEFAULT_MAX_RETRIES,
     max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+    proxy: ProxySetting = None,
 ) -> StatusStream:
     """Follow the status stream of a status URL until ``terminated`` (no account needed).
 
@@ -319,13 +323,14 @@ def follow_status_stream(
         backoff: the reconnection backoff.
         max_retries: consecutive failed attempts after which the stream gives up (None: never).
         max_line_length: the longest line accepted from the server, in bytes.
+        proxy: the HTTP proxy: None (the environment's), a URL, or False (none).
 
     Returns:
         A :class:`StatusStream` (iterate it with ``async for``).
     """
     url = stream_url_for(_status_url_of(status_url))
     return StatusStream(
-        Transport(session, timeout),
+        Transport(session, timeout, proxy),
         url,
         decoder=StatusDecoder(last_state=last_state, max_line_length=max_line_length),
         read_timeout=resolve_read_timeout(read_timeout, url),

@@ -17,6 +17,7 @@ import attrs
 from attrs import field, frozen
 
 from .events import DEFAULT_NAMESPACE
+from .proxy import ProxySetting, parse_proxy
 from .session import check_event_name
 from .socketio import check_namespace
 
@@ -137,6 +138,14 @@ def _query(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
+def _check_proxy(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None or value is False or value is True:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"proxy: expected a URL, False or None; got {type(value).__name__}")
+    parse_proxy(value)  # raises ConfigurationError naming "proxy"
+
+
 def _check_parser(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in PARSERS:
         raise ValueError(f"parser: expected one of {PARSERS}, got {value!r}")
@@ -166,6 +175,10 @@ class SessionOptions:
             "msgpack" (``socket.io-msgpack-parser``; needs the ``msgpack`` extra).
         ssl: None verifies TLS certificates (the default); an SSLContext is used as is;
             ``False`` disables verification (explicitly, never by default).
+        proxy: the HTTP proxy of every connection the session opens (the Socket.IO connection,
+            status reads, ready_url): None (the default) follows ``HTTPS_PROXY`` /
+            ``HTTP_PROXY`` / ``NO_PROXY``; a URL (``http://user:password@host:port``) is used
+            for everything; False connects directly.
         max_queue: how many sends and calls may wait for a connection.
         reconnect: reconnect after a connection loss (while the backend lives).
         reconnect_delay: (initial, maximum) backoff between reconnect attempts, seconds.
@@ -204,6 +217,7 @@ class SessionOptions:
     query: Mapping[str, str] = field(default=_NO_HEADERS, converter=_query, repr=False)
     parser: ParserName = field(default="json", validator=_check_parser)
     ssl: ssl_module.SSLContext | bool | None = None
+    proxy: ProxySetting = field(default=None, validator=_check_proxy, repr=False)
     max_queue: int = field(default=10_000, validator=_integer(1))
     reconnect: bool = True
     reconnect_delay: tuple[float, float] = field(default=(0.1, 10.0), converter=_delays)

@@ -17,6 +17,7 @@ from ..platform._http import DEFAULT_TIMEOUT, Timeout
 from ..platform.clients import Jamsocket, Plane, _PlatformClient
 from ..platform.status_stream import AUTO, DEFAULT_MAX_RETRIES, ReadTimeout
 from ..protocol.api import DEFAULT_API_URL
+from ..protocol.proxy import ProxySetting
 from ..protocol.session import Backoff
 from ._loop import _LoopThread, run_on_loop
 
@@ -111,7 +112,7 @@ class SyncJamsocket(_SyncPlatformClient[Jamsocket]):
     """:class:`~jamsocket_rt.Jamsocket`, blocking: the same constructor, class methods and calls.
 
     Args:
-        account, token, service, api_url, timeout, backoff, max_retries: as for
+        account, token, service, api_url, timeout, backoff, max_retries, proxy: as for
             :class:`~jamsocket_rt.Jamsocket` (an aiohttp ``session`` belongs to one event loop,
             so none can be given here).
 
@@ -129,6 +130,7 @@ class SyncJamsocket(_SyncPlatformClient[Jamsocket]):
         timeout: Timeout = DEFAULT_TIMEOUT,
         backoff: Backoff | None = None,
         max_retries: int | None = DEFAULT_MAX_RETRIES,
+        proxy: ProxySetting = None,
     ) -> None:
         client = Jamsocket(
             account=account,
@@ -138,6 +140,7 @@ class SyncJamsocket(_SyncPlatformClient[Jamsocket]):
             timeout=timeout,
             backoff=backoff,
             max_retries=max_retries,
+            proxy=proxy,
         )
         super().__init__(client)
 
@@ -181,7 +184,7 @@ class SyncPlane(_SyncPlatformClient[Plane]):
     """:class:`~jamsocket_rt.Plane`, blocking: the same constructor and calls.
 
     Args:
-        controller_url, image, token, namespace, timeout, backoff, max_retries: as for
+        controller_url, image, token, namespace, timeout, backoff, max_retries, proxy: as for
             :class:`~jamsocket_rt.Plane`.
 
     Raises:
@@ -198,6 +201,7 @@ class SyncPlane(_SyncPlatformClient[Plane]):
         timeout: Timeout = DEFAULT_TIMEOUT,
         backoff: Backoff | None = None,
         max_retries: int | None = DEFAULT_MAX_RETRIES,
+        proxy: ProxySetting = None,
     ) -> None:
         client = Plane(
             controller_url,
@@ -207,6 +211,7 @@ class SyncPlane(_SyncPlatformClient[Plane]):
             timeout=timeout,
             backoff=backoff,
             max_retries=max_retries,
+            proxy=proxy,
         )
         super().__init__(client)
 

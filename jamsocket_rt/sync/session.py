@@ -24,6 +24,7 @@ from ..asyncio.connection import TransportFactory
 from ..asyncio.namespace import Namespace
 from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
 from ..protocol.options import Auth, Overflow, ParserName, SessionOptions, TransportName
+from ..protocol.proxy import ProxySetting
 from ..protocol.session import LatencyEstimate
 from ._loop import _LoopThread as _LoopThread  # (re-exported: where it used to live)
 from ._loop import run_on_loop
@@ -211,6 +212,7 @@ class SyncSession(SyncNamespace):
         query: Mapping[str, str] | None = None,
         parser: ParserName = "json",
         ssl: ssl_module.SSLContext | bool | None = None,
+        proxy: ProxySetting = None,
         max_queue: int = 10_000,
         reconnect: bool = True,
         reconnect_delay: tuple[float, float] = (0.1, 10.0),

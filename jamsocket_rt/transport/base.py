@@ -22,6 +22,7 @@ from attrs import field, frozen
 
 # Part of the contract (connect raises it); defined with the other errors.
 from .._errors import ConnectRefused as ConnectRefused
+from ..protocol.proxy import ProxySetting
 
 #: Called with the acknowledgement's arguments (a list, possibly empty).
 AckCallback = Callable[[list[Any]], None]
@@ -42,6 +43,8 @@ class ConnectTarget:
         auth: the Socket.IO CONNECT payload (``auth``), or None.
         transports: allowed transports in order of preference: "websocket", "polling".
         ssl: None = verify certificates (the default); False = do not verify; or an SSLContext.
+        proxy: the ``proxy=`` option: None (the environment's HTTP(S)_PROXY / NO_PROXY), a
+            proxy URL, or False (connect directly).
         connect_timeout: seconds for the whole handshake (HTTP upgrade + Socket.IO CONNECT).
         max_payload: largest inbound message accepted, in bytes.
         namespace: the namespace the connection opens with (``/`` by default).
@@ -53,6 +56,7 @@ class ConnectTarget:
     auth: Mapping[str, Any] | None = field(default=None, repr=False)
     transports: tuple[str, ...] = ("websocket",)
     ssl: ssl.SSLContext | bool | None = None
+    proxy: ProxySetting = field(default=None, repr=False)
     connect_timeout: float = 10.0
     max_payload: int = 16 * 1024 * 1024
     namespace: str = "/"

@@ -20,6 +20,9 @@ from typing import Any
 
 import aiohappyeyeballs
 
+from ..protocol.engineio import ProtocolError
+from ..protocol.proxy import Proxy, TunnelHandshake
+
 __all__ = [
     "DNS_TTL",
     "HAPPY_EYEBALLS_DELAY",
@@ -182,16 +185,20 @@ class Connector:
         port: int,
         *,
         ssl: _ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
     ) -> asyncio.Transport:
         """Connects ``protocol`` to ``host``: its one address, or the first of several to
         accept, tried as RFC 8305 says (happy eyeballs: the address families interleaved, a new
         attempt every ``happy_eyeballs_delay`` seconds while the earlier ones still wait).
+        Through ``proxy``, a CONNECT tunnel to ``host:port`` carries the connection (and its
+        TLS: the proxy sees the host and port only).
 
         Args:
             protocol: the connection's asyncio protocol.
             host: a host name or IP literal (certificates are checked against it).
             port: the TCP port.
             ssl: the TLS context, or None for plain TCP.
+            proxy: the HTTP proxy to tunnel through, or None to connect directly.
 
         Returns:
             The asyncio transport (also given to ``protocol.connection_made``).
@@ -202,6 +209,16 @@ class Connector:
                 (ssl.SSLError).
         """
         loop = asyncio.get_running_loop()
+        if proxy is not None:
+            sock = await self._tunnel(proxy, host, port)
+            try:
+                transport, _ = await loop.create_connection(
+                    lambda: protocol, sock=sock, ssl=ssl, server_hostname=host if ssl else None
+                )
+            except BaseException:
+                sock.close()
+                raise
+            return transport
         addresses = await self.resolve(host, port)
         if len(addresses) == 1:
             # One address (an IP literal, most often): the loop connects without a lookup
@@ -237,6 +254,36 @@ class Connector:
             sock.close()
             raise
         return transport
+
+    async def _tunnel(self, proxy: Proxy, host: str, port: int) -> socket.socket:
+        """A socket connected to ``proxy`` with a CONNECT tunnel to ``host:port`` open.
+
+        Raises:
+            OSError: the proxy cannot be reached (named), refused the tunnel
+                (:class:`~..protocol.proxy.TunnelRefused`, with its status) or answered
+                something else than HTTP.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            addresses = await self.resolve(proxy.host, proxy.port)
+            sock = await aiohappyeyeballs.start_connection(
+                [(family, kind, proto, "", address) for family, kind, proto, address in addresses],
+                happy_eyeballs_delay=self.happy_eyeballs_delay,
+                interleave=1,
+            )
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot reach the proxy {proxy.where}: {exc}") from exc
+        try:
+            handshake = TunnelHandshake(proxy, host, port)
+            await loop.sock_sendall(sock, handshake.request)
+            while (tail := handshake.receive_data(await loop.sock_recv(sock, 4096))) is None:
+                pass
+            if tail:
+                raise ProtocolError(f"the proxy {proxy.where} sent data before the tunnel was used")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def clear(self) -> None:
         """Forgets the resolved names and the TLS contexts built so far."""

@@ -41,6 +41,7 @@ from ..protocol.packets import (
     encode_packet,
     reconstruct,
 )
+from ..protocol.proxy import proxy_for
 from ._common import Phase, TransportCore, host_of, once_responder, redact, socketio_path
 from ._psio import (
     MAX_PACKETS_PER_BATCH,
@@ -121,13 +122,15 @@ class PythonSocketIOTransport(TransportCore):
         if engineio.payload.Payload.max_decode_packets < MAX_PACKETS_PER_POLL:
             engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
         ssl_context = target.ssl if isinstance(target.ssl, _ssl.SSLContext) else None
+        through = proxy_for(target.origin, target.proxy)  # one origin: one proxy for all
+        proxy = None if through is None else through.url
 
         def new_http_session() -> aiohttp.ClientSession:
             # python-engineio makes a new session whenever its own is closed, even while it
             # shuts down: sessions made here are closed by us once its tasks are done. This is
-            # also the only way to hand it an SSLContext.
+            # also the only way to hand it an SSLContext, or a proxy.
             connector = None if ssl_context is None else aiohttp.TCPConnector(ssl=ssl_context)
-            session = aiohttp.ClientSession(connector=connector)
+            session = aiohttp.ClientSession(connector=connector, proxy=proxy)
             self._http_sessions.append(session)
             return session
 

@@ -15,6 +15,7 @@ from yarl import URL
 
 from ..protocol.engineio import ProtocolError
 from ..protocol.packets import Frame
+from ..protocol.proxy import proxy_for
 from ..protocol.websocket import (
     OP_CLOSE,
     ClientHandshake,
@@ -139,8 +140,13 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         host, port, secure = self._prepare_upgrade(target)
         connector = self._connector
         try:
+            proxy = proxy_for(target.origin, target.proxy)
             await connector.connect(
-                self, host, port, ssl=connector.ssl_context(target.ssl) if secure else None
+                self,
+                host,
+                port,
+                ssl=connector.ssl_context(target.ssl) if secure else None,
+                proxy=proxy,
             )
         except OSError as exc:  # refused, unreachable, unknown host, TLS failures
             detail = redact(f"{type(exc).__name__}: {exc}", target)
