@@ -19,6 +19,7 @@ import pytest
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from jamsocket_rt.protocol.options import TransportName
 from tests.helpers.faultproxy import FaultProxy, port_of, through
 from tests.helpers.polling import eventually
 from tests.helpers.tasks import client_tasks
@@ -86,7 +87,7 @@ class Reconnects:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_query_reaches_the_server_on_either_transport(
-    response: jrt.ConnectResponse, transport: jrt.TransportName
+    response: jrt.ConnectResponse, transport: TransportName
 ) -> None:
     async with jrt.Session(response, query=QUERY, transports=(transport,)) as session:
         seen: dict[str, Any] = await session.call("handshake")
