@@ -180,6 +180,8 @@ def trace_line(direction: Direction, summary: FrameSummary) -> str:
     Returns:
         The line (fields that do not apply are left out).
     """
+    if summary.kind == "binary":
+        return f"{direction} binary, {summary.size} bytes"
     parts = [direction, summary.kind]
     if summary.nsp is not None:
         parts.append(f"nsp={summary.nsp}")
@@ -189,10 +191,7 @@ def trace_line(direction: Direction, summary: FrameSummary) -> str:
         parts.append(f"ack={summary.ack}")
     if summary.attachments is not None:
         parts.append(f"attachments={summary.attachments}")
-    if summary.kind == "binary":
-        parts.append(f"binary, {summary.size} bytes")
-    else:
-        parts.append(f"size={summary.size}")
+    parts.append(f"size={summary.size}")
     if summary.excerpt:
         parts.append(summary.excerpt)
     return " ".join(parts)
