@@ -135,7 +135,12 @@ async def test_nothing_is_described_when_the_logger_is_off(
     from jamsocket_rt.transport import _trace
 
     described: list[object] = []
-    monkeypatch.setattr(_trace, "trace_line", lambda *args: described.append(args) or "")
+
+    def counting(*args: object) -> str:
+        described.append(args)
+        return ""
+
+    monkeypatch.setattr(_trace, "trace_line", counting)
     caplog.set_level(logging.INFO, logger=WIRE)
     async with jrt.Session(await api.connect()) as session:
         assert await session.call("echo", 1) == 1
