@@ -141,6 +141,7 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         # thousand sessions connecting at once would each hold it until their handshakes end.
         host, port, secure = self._prepare_upgrade(target)
         if WIRE.isEnabledFor(DEBUG):
+            # Kept only for the trace (to redact its path): a session not traced holds less.
             self._target = target
             scheme = "wss" if secure else "ws"
             trace_connect(f"{scheme}://{self._where}{socketio_path(target)}", target)
