@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 import os
 import sys
 import threading
@@ -141,6 +142,11 @@ def _configure_connect(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds for --call")
     parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print every frame in and out on stderr (the jamsocket_rt.wire logger; no tokens)",
+    )
+    parser.add_argument(
         "--ready-timeout", type=float, default=60.0, help="seconds to wait for the backend"
     )
     add_platform_arguments(parser, default=_DEFAULT_PLATFORM)
@@ -179,6 +185,8 @@ def _run_connect(args: argparse.Namespace) -> int:
     response = _connect(args)
     console.say("backend", f"{response.backend_id} (spawned: {response.spawned})")
 
+    if args.trace:
+        _trace_to(console)
     session = SyncSession(response, ready_timeout=args.ready_timeout, proxy=args.proxy)
     known_events: set[str] = set()
 
@@ -213,6 +221,25 @@ def _run_connect(args: argparse.Namespace) -> int:
             return _prompt(session, console, known_events)
         _wait_until_terminated(session)
     return 0
+
+
+class _ConsoleHandler(logging.Handler):
+    """Hands the wire trace's lines to the console (stderr), labelled ``wire``."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.DEBUG)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.say("wire", record.getMessage(), "dim")
+
+
+def _trace_to(console: Console) -> None:
+    """Turns the wire trace on for this process, printed by ``console``."""
+    wire = logging.getLogger("jamsocket_rt.wire")
+    wire.addHandler(_ConsoleHandler(console))
+    wire.setLevel(logging.DEBUG)
+    wire.propagate = False  # printed once, whatever the root logger does
 
 
 def _wait_until_terminated(session: SyncSession) -> None:

@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
 from ..protocol.session import Listeners, payload_of, structure_payload
@@ -96,6 +96,8 @@ class Dispatcher:
         self._backlog = _NO_BACKLOG
         self._dispatcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # on_any_outgoing's listeners; empty (and falsy: one check per send) for most.
+        self._any_outgoing: tuple[_Handler, ...] = ()
 
     def _hold_reading(self, reason: object) -> None:
         raise NotImplementedError
@@ -159,6 +161,41 @@ class Dispatcher:
     def off(self, event: str, handler: Callable[..., Any]) -> bool:
         """Remove a handler; True if it was registered."""
         return self._handlers.remove(event, _Handler(handler))
+
+    def listeners(self, event: str) -> list[Callable[..., Any]]:
+        """The handlers registered for ``event`` (socket.io-client's ``listeners``), in the
+        order they run; ``listeners("*")`` gives the catch-all ones.
+
+        Returns:
+            A new list of the functions as given to :meth:`on`.
+        """
+        return [handler.key for handler in self._handlers.get(event)]
+
+    def on_any_outgoing(self, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``callback(event, *args)`` for every event sent (socket.io-client's
+        ``onAnyOutgoing``), calls included, when it is written to the connection (a queued
+        send when the queue is flushed; a dropped volatile send never).
+
+        It runs like a handler (one at a time, in order; an exception goes to ``on_error``).
+
+        Returns:
+            A callable that removes the callback.
+
+        Raises:
+            TypeError: ``callback`` is not callable.
+        """
+        if not callable(callback):
+            raise TypeError("callback: expected a callable")
+        handler = _Handler(callback)
+        self._any_outgoing = (*self._any_outgoing, handler)
+
+        def remove() -> None:
+            self._any_outgoing = tuple(h for h in self._any_outgoing if h is not handler)
+
+        return remove
+
+    def _notify_outgoing(self, event: str, args: Sequence[Any]) -> None:
+        self._dispatch(self._any_outgoing, (event, *args), None)
 
     # ------------------------------------------------------------------ hooks
 

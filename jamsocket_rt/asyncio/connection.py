@@ -133,6 +133,7 @@ class Connection:
             connect_timeout=options.connect_timeout,
             max_payload=options.max_payload,
             namespace=self._root.name,
+            query=options.query,
         )
 
     async def open(self, response: ConnectResponse) -> Transport:

@@ -50,6 +50,7 @@ class Namespace(Dispatcher):
         name: the namespace, e.g. ``"/admin"``.
         events_sent: events written to the connection.
         events_received: events received.
+        dropped_volatile: volatile sends dropped because the namespace was not connected.
         last_round_trip: seconds of the last acknowledged call.
     """
 
@@ -88,6 +89,7 @@ class Namespace(Dispatcher):
         self._joined_waiter: asyncio.Future[None] | None = None
         self.events_sent = 0
         self.events_received = 0
+        self.dropped_volatile = 0
         self.last_round_trip: float | None = None
         self._latency = LatencyEstimate()
 
@@ -131,12 +133,17 @@ class Namespace(Dispatcher):
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, event: str, *args: Any) -> None:
+    async def send(self, event: str, *args: Any, volatile: bool = False) -> None:
         """Send an event without waiting for an answer (fire-and-forget).
 
         Allowed before the backend is ready and while disconnected: the event is queued, in
         order, and sent on (re)connect. An event handed to a connection that then drops may be
         lost; use :meth:`call` when you need to know.
+
+        With ``volatile=True`` (socket.io-client's ``socket.volatile.emit``) the event is
+        dropped instead of queued when it cannot be written at once (the namespace is not
+        connected, or queued sends are still being flushed), and counted in
+        :attr:`dropped_volatile`: for state where only the latest matters (game inputs).
 
         Raises:
             TypeError: an argument cannot be serialized, or ``event`` is not a string (nothing
@@ -160,8 +167,13 @@ class Namespace(Dispatcher):
                 pass
             else:
                 self.events_sent += 1
+                if self._any_outgoing:
+                    self._notify_outgoing(event, wire)
                 await transport.drain()
                 return
+        if volatile:  # it cannot be written now: never queued
+            self.dropped_volatile += 1
+            return
         self._outbox.put(Outgoing(event, checked_copy(wire)))
 
     async def call(
@@ -356,6 +368,8 @@ class Namespace(Dispatcher):
             # Only once written: an emit that raises (TypeError) leaves nothing in flight.
             self._inflight[id(call)] = call
         self.events_sent += 1
+        if self._any_outgoing:
+            self._notify_outgoing(event, args)
 
     def _set_aside(self) -> None:
         """The connection dropped: re-queue retried calls (in the order they were sent) and

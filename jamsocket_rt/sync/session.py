@@ -85,9 +85,14 @@ class SyncNamespace:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, event: str, *args: Any) -> None:
+    def send(self, event: str, *args: Any, volatile: bool = False) -> None:
         """See :meth:`Session.send`."""
-        self._run(lambda: self._namespace.send(event, *args))
+        self._run(lambda: self._namespace.send(event, *args, volatile=volatile))
+
+    @property
+    def dropped_volatile(self) -> int:
+        """Volatile sends dropped because they could not be written at once."""
+        return self._namespace.dropped_volatile
 
     def call(
         self,
@@ -151,6 +156,15 @@ class SyncNamespace:
 
     def off(self, event: str, handler: Callable[..., Any]) -> bool:
         return self._namespace.off(event, handler)
+
+    def listeners(self, event: str) -> list[Callable[..., Any]]:
+        """See :meth:`Session.listeners`."""
+        return self._namespace.listeners(event)
+
+    def on_any_outgoing(self, callback: Callable[..., Any]) -> Callable[[], None]:
+        """See :meth:`Session.on_any_outgoing`; the callback runs on the background loop
+        thread."""
+        return self._namespace.on_any_outgoing(callback)
 
     def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
         return self._namespace.on_disconnect(callback)

@@ -6,6 +6,7 @@ import asyncio
 import enum
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from yarl import URL
 
@@ -46,6 +47,13 @@ def redact(text: str, target: ConnectTarget) -> str:
     for variant in {path, URL.build(path="/" + path).raw_path.lstrip("/")}:
         text = text.replace(variant, "…")
     return text
+
+
+def query_string(target: ConnectTarget) -> str:
+    """``target.query`` URL-encoded as socket.io-client does (encodeURIComponent: ``%20``, not
+    ``+``), or "" when there is none."""
+    query = target.query
+    return urlencode(query, quote_via=quote) if query else ""
 
 
 def socketio_path(target: ConnectTarget) -> str:

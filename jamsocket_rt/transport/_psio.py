@@ -17,6 +17,9 @@ import aiohttp
 import engineio
 import socketio
 
+from ..protocol.trace import Direction
+from ._trace import DEBUG, WIRE, trace_packet
+from .base import ConnectTarget
 from .wsconnection import CLOSE_TIMEOUT
 
 #: How many Engine.IO packets one batch hands python-socketio (its server refuses more in one
@@ -37,13 +40,27 @@ class EngineIOClient(engineio.AsyncClient):  # type: ignore[misc]
     """python-engineio's client, able to stop reading while the consumer is behind."""
 
     resume: asyncio.Future[None] | None = None  # set while reading is paused
+    target: ConnectTarget | None = None  # where it connects: the wire trace redacts its path
 
     async def _receive_packet(self, pkt: Any) -> None:
         # The read loops (polling and websocket) await this for one packet at a time: waiting
         # here stops them reading, and leaves the rest to TCP flow control.
         while self.resume is not None:
             await self.resume
+        if WIRE.isEnabledFor(DEBUG):
+            _trace("in", pkt, self.target)
         await super()._receive_packet(pkt)
+
+    async def _send_packet(self, pkt: Any) -> None:
+        if WIRE.isEnabledFor(DEBUG) and self.state == "connected":
+            _trace("out", pkt, self.target)
+        await super()._send_packet(pkt)
+
+
+def _trace(direction: Direction, pkt: Any, target: ConnectTarget | None) -> None:
+    # Never pkt.encode() for a binary packet: it caches the raw form, and long-polling then
+    # sends that instead of base64.
+    trace_packet(direction, len(pkt.data) if pkt.binary else pkt.encode(), target)
 
 
 class AsyncClient(socketio.AsyncClient):  # type: ignore[misc]

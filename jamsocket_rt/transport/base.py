@@ -48,6 +48,7 @@ class ConnectTarget:
         connect_timeout: seconds for the whole handshake (HTTP upgrade + Socket.IO CONNECT).
         max_payload: largest inbound message accepted, in bytes.
         namespace: the namespace the connection opens with (``/`` by default).
+        query: query parameters for every Engine.IO request (``socket.handshake.query``).
     """
 
     origin: str
@@ -60,6 +61,7 @@ class ConnectTarget:
     connect_timeout: float = 10.0
     max_payload: int = 16 * 1024 * 1024
     namespace: str = "/"
+    query: Mapping[str, str] = field(factory=dict, repr=False)
 
 
 class TransportListener(Protocol):

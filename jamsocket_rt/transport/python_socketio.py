@@ -42,7 +42,15 @@ from ..protocol.packets import (
     reconstruct,
 )
 from ..protocol.proxy import proxy_for
-from ._common import Phase, TransportCore, host_of, once_responder, redact, socketio_path
+from ._common import (
+    Phase,
+    TransportCore,
+    host_of,
+    once_responder,
+    query_string,
+    redact,
+    socketio_path,
+)
 from ._psio import (
     MAX_PACKETS_PER_BATCH,
     MAX_PACKETS_PER_POLL,
@@ -52,6 +60,7 @@ from ._psio import (
     is_gone,
     network_cause,
 )
+from ._trace import DEBUG, WIRE, trace_connect
 from .base import (
     AckCallback,
     AckResponder,
@@ -147,16 +156,21 @@ class PythonSocketIOTransport(TransportCore):
         )
         self._nsp = target.namespace
         self._where = host
+        client.eio.target = target
+        if WIRE.isEnabledFor(DEBUG):
+            trace_connect(f"{target.origin.rstrip('/')}{socketio_path(target)}", target)
         client.on("*", self._on_event, namespace=self._nsp)
         client.on("disconnect", self._on_disconnect, namespace=self._nsp)
         client.on("connect_error", self._on_connect_error, namespace=self._nsp)
         # python-socketio delivers what a server sends with its CONNECT answer (or, for
         # python-socketio servers, before it) while connect() still runs: hold it back.
         self._hold_events()
+        query = query_string(target)
         try:
             await asyncio.wait_for(
                 client.connect(
-                    target.origin.rstrip("/"),
+                    # python-engineio puts the URL's query before its own on every request
+                    target.origin.rstrip("/") + (f"/?{query}" if query else ""),
                     headers=dict(target.headers),
                     auth=dict(target.auth) if target.auth is not None else None,
                     transports=list(target.transports),

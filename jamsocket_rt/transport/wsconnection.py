@@ -25,8 +25,9 @@ from ..protocol.websocket import (
     host_header,
 )
 from ..protocol.websocket import encode_frame as _frame
-from ._common import TransportCore, redact, socketio_path
+from ._common import TransportCore, query_string, redact, socketio_path
 from ._timers import Deadline, coarse_timers
+from ._trace import DEBUG, WIRE, trace_connect, trace_frames, trace_messages
 from .base import ConnectTarget
 from .connector import Connector, default_connector
 
@@ -80,6 +81,7 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         "_pending_size",
         "_reader",
         "_resume_handle",
+        "_target",
         "_tx",
         "_upgrade",
         "_upgraded",
@@ -98,6 +100,7 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         self._connector = connector or default_connector()
         self._tx: asyncio.Transport | None = None
         self._where = ""  # host[:port]: what error messages may name
+        self._target: ConnectTarget | None = None  # for the wire trace's redaction
         # Reading: the upgrade's answer, then websocket frames.
         self._upgrade: ClientHandshake | None = None
         self._upgraded = False
@@ -138,6 +141,11 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         # What is worked out here is not kept in this frame while the connection opens: a
         # thousand sessions connecting at once would each hold it until their handshakes end.
         host, port, secure = self._prepare_upgrade(target)
+        if WIRE.isEnabledFor(DEBUG):
+            # Kept only for the trace (to redact its path): a session not traced holds less.
+            self._target = target
+            scheme = "wss" if secure else "ws"
+            trace_connect(f"{scheme}://{self._where}{socketio_path(target)}", target)
         connector = self._connector
         try:
             proxy = proxy_for(target.origin, target.proxy)
@@ -159,11 +167,13 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
         """Builds the upgrade request; returns the host, port and whether to use TLS."""
         url = URL(target.origin)
         secure = url.scheme in ("https", "wss")
+        extra = query_string(target)
         self._upgrade = ClientHandshake(
             host=host_header(url.raw_host or "", url.explicit_port),
-            resource=URL.build(
-                path=socketio_path(target), query_string="EIO=4&transport=websocket"
-            ).raw_path_qs,
+            # (the user's query is encoded already: appended, never re-quoted by yarl)
+            resource=URL.build(path=socketio_path(target)).raw_path
+            + "?EIO=4&transport=websocket"
+            + (f"&{extra}" if extra else ""),
             where=self._where,
             headers=target.headers,
         )
@@ -225,6 +235,8 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
             except ProtocolError as exc:
                 self._protocol_failed(exc)
                 return
+            if WIRE.isEnabledFor(DEBUG):
+                trace_messages(messages, self._target)
             if self._paused:  # (what was on its way when reading paused waits too)
                 self._backlog = [*(self._backlog or ()), *messages]
             elif messages:
@@ -254,6 +266,8 @@ class WebSocketConnection(TransportCore, asyncio.Protocol):
     # ----------------------------------------------------------------------- writing
 
     def _write(self, frames: list[Frame]) -> None:
+        if WIRE.isEnabledFor(DEBUG):
+            trace_frames(frames, self._target)
         if self._flush_handle is not None or self._busy:
             # Join the batch that _flush writes at the end of this loop iteration: pipelined
             # sends cost one syscall per iteration, not one per frame.
