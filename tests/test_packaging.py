@@ -14,8 +14,6 @@ import jamsocket_rt
 
 tomllib = pytest.importorskip("tomllib")  # (Python 3.11+; 3.10 has no TOML reader)
 
-pytestmark = pytest.mark.pure
-
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The distribution of each top-level module the library imports.
@@ -52,6 +50,7 @@ def _module_level_imports() -> set[str]:
     return names - set(sys.stdlib_module_names) - {"jamsocket_rt"}
 
 
+@pytest.mark.pure
 def test_the_version_has_one_place() -> None:
     assert importlib.metadata.version("jamsocket_rt") == jamsocket_rt.__version__
     assert "version =" not in (ROOT / "pyproject.toml").read_text().split("[project]")[1].split(
@@ -59,6 +58,7 @@ def test_the_version_has_one_place() -> None:
     )[0].replace("dynamic", "")
 
 
+@pytest.mark.pure
 def test_every_direct_import_is_a_declared_dependency() -> None:
     declared = _requirements()
     # Optional extras are imported lazily or under try (orjson, uvloop, msgpack, locust...);
@@ -70,11 +70,32 @@ def test_every_direct_import_is_a_declared_dependency() -> None:
         assert DISTRIBUTIONS[module] in declared, f"{module} is imported but not declared"
 
 
+@pytest.mark.pure
 def test_majors_that_break_are_bounded() -> None:
     declared = _requirements()
     for name in BOUNDED:
         assert any(spec.operator == "<" for spec in declared[name].specifier), name
 
 
+@pytest.mark.pure
 def test_the_license_ships() -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_development_install_is_visible_to_mypy_outside_the_repository(
+    tmp_path: Path,
+) -> None:
+    # ./run installs in setuptools' "compat" editable mode (a path entry, not an import hook),
+    # which type checkers and IDEs follow.
+    import subprocess
+
+    probe = tmp_path / "probe.py"
+    probe.write_text("import jamsocket_rt\n\nwrong: int = jamsocket_rt.Session\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-executable", sys.executable, str(probe)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert 'has type "type[Session]"' in done.stdout, done.stdout + done.stderr
