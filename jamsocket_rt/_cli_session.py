@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from ._errors import JamsocketError
@@ -69,11 +69,36 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _json_argument(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+#: Seconds a one-shot --call waits for its acknowledgement (a person is waiting).
+ONE_SHOT_TIMEOUT = 10.0
+
+
+class _EventArguments(argparse.Action):
+    """``--send``/``--call EVENT [ARG ...]``: the event, then each argument parsed as JSON.
+
+    A value that is not JSON is a usage error (exit 2) naming the flag and the argument.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        assert isinstance(values, list)
+        event, *texts = values
+        parsed: list[Any] = []
+        for position, text in enumerate(texts, start=1):
+            try:
+                parsed.append(json.loads(text))
+            except json.JSONDecodeError as exc:
+                raise argparse.ArgumentError(
+                    self,
+                    f"argument {position} ({text!r}) is not valid JSON ({exc.msg}); "
+                    "quote a string as JSON: '\"text\"'",
+                ) from None
+        setattr(namespace, self.dest, (event, parsed))
 
 
 # -- the platform ------------------------------------------------------------------------------
@@ -131,16 +156,26 @@ def _configure_connect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="connect to the backend holding this key (or spawn it)")
     parser.add_argument("--user", help="the user name the backend sees (x-verified-username)")
     parser.add_argument(
-        "--send", nargs=2, metavar=("EVENT", "JSON"), type=str, help="send one event and exit"
+        "--send",
+        nargs="+",
+        action=_EventArguments,
+        metavar=("EVENT", "ARG"),
+        help="send EVENT with zero or more arguments, each a JSON value, and exit",
     )
     parser.add_argument(
         "--call",
-        nargs=2,
-        metavar=("EVENT", "JSON"),
-        type=str,
-        help="call an event, print its acknowledgement as JSON, and exit",
+        nargs="+",
+        action=_EventArguments,
+        metavar=("EVENT", "ARG"),
+        help="call EVENT with zero or more arguments, each a JSON value (--call add 2 3 calls "
+        "add(2, 3)), print its acknowledgement as JSON, and exit",
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds for --call")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=ONE_SHOT_TIMEOUT,
+        help=f"seconds --call waits for the acknowledgement (default {ONE_SHOT_TIMEOUT:g})",
+    )
     parser.add_argument(
         "--trace",
         action="store_true",
@@ -181,7 +216,6 @@ def _connect(args: argparse.Namespace) -> ConnectResponse:
 def _run_connect(args: argparse.Namespace) -> int:
     console = Console()
     one_shot = args.send or args.call
-    payload = [_json_argument(pair[1]) for pair in (args.send, args.call) if pair]
     response = _connect(args)
     console.say("backend", f"{response.backend_id} (spawned: {response.spawned})")
 
@@ -210,11 +244,23 @@ def _run_connect(args: argparse.Namespace) -> int:
         session.on("*", show_event)
     with session:
         if args.call:
-            reply = session.call(args.call[0], payload[-1], timeout=args.timeout)
+            event, call_args = args.call
+            try:
+                reply = session.call(event, *call_args, timeout=args.timeout)
+            except TimeoutError:
+                console.say(
+                    "error",
+                    f"no acknowledgement of {event!r} within {args.timeout:g} s: the backend may "
+                    "have no handler for that event, or its handler may not acknowledge "
+                    "(--timeout waits longer)",
+                    "end",
+                )
+                return 1
             console.emit(reply)
             return 0
         if args.send:
-            session.send(args.send[0], payload[0])
+            event, send_args = args.send
+            session.send(event, *send_args)
             return 0
         reads_stdin = args.response == "-" or args.connect_response == "@-"
         if sys.stdin.isatty() and not reads_stdin:

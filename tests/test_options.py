@@ -147,3 +147,19 @@ async def test_the_state_follows_the_lifecycle(api: jrt.Jamsocket) -> None:
     assert seen == [state.IDLE, state.CONNECTED, state.CLOSED]
     with pytest.raises(RuntimeError, match="already"):
         await session.connect()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ((5, 1), r"reconnect_delay: the initial delay \(5 s\) is above the maximum \(1 s\)"),
+        ((1, 2, 3), r"reconnect_delay: expected \(initial, maximum\)"),
+        (1.0, r"reconnect_delay: expected \(initial, maximum\)"),
+        ((0, 1), r"reconnect_delay\[0\]: expected a positive number"),
+    ],
+)
+def test_delays_that_cannot_work_are_refused(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        jrt.SessionOptions(reconnect_delay=value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        jrt.Session({}, reconnect_delay=value)  # type: ignore[arg-type]

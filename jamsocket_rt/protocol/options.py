@@ -82,9 +82,16 @@ def _transports(value: Sequence[str]) -> tuple[TransportName, ...]:
 
 
 def _delays(value: tuple[float, float]) -> tuple[float, float]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"reconnect_delay: expected (initial, maximum) seconds, got {value!r}")
     initial, maximum = value
     _positive_number("reconnect_delay[0]", initial, allow_none=False)
     _positive_number("reconnect_delay[1]", maximum, allow_none=False)
+    if initial > maximum:
+        raise ValueError(
+            f"reconnect_delay: the initial delay ({initial:g} s) is above the maximum "
+            f"({maximum:g} s); give (initial, maximum)"
+        )
     return (initial, maximum)
 
 
