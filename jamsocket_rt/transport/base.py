@@ -22,6 +22,7 @@ from attrs import field, frozen
 
 # Part of the contract (connect raises it); defined with the other errors.
 from .._errors import ConnectRefused as ConnectRefused
+from ..protocol.recovery import Recovery
 
 #: Called with the acknowledgement's arguments (a list, possibly empty).
 AckCallback = Callable[[list[Any]], None]
@@ -45,6 +46,9 @@ class ConnectTarget:
         connect_timeout: seconds for the whole handshake (HTTP upgrade + Socket.IO CONNECT).
         max_payload: largest inbound message accepted, in bytes.
         namespace: the namespace the connection opens with (``/`` by default).
+        recovery: that namespace's connection state recovery, kept across connections by its
+            owner (see :mod:`jamsocket_rt.protocol.recovery`); a transport that cannot recover
+            calls its ``forget()``.
     """
 
     origin: str
@@ -56,6 +60,7 @@ class ConnectTarget:
     connect_timeout: float = 10.0
     max_payload: int = 16 * 1024 * 1024
     namespace: str = "/"
+    recovery: Recovery | None = field(default=None, repr=False, eq=False)
 
 
 class TransportListener(Protocol):
@@ -110,9 +115,15 @@ class Transport(Protocol):
         """Packets received for namespaces nobody opened on this connection (dropped)."""
 
     async def open_namespace(
-        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+        self,
+        nsp: str,
+        auth: Mapping[str, Any] | None,
+        listener: NamespaceListener,
+        recovery: Recovery | None = None,
     ) -> str:
         """Send the CONNECT of namespace ``nsp`` on this connection and wait for the answer.
+
+        ``recovery`` is that namespace's connection state recovery (as ``target.recovery``).
 
         Returns:
             The namespace's socket id.
