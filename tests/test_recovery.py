@@ -25,8 +25,11 @@ import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
 from jamsocket_rt.protocol.recovery import Recovery
 from jamsocket_rt.protocol.socketio import Ack, ClientProtocol, Connected, Event
+from jamsocket_rt.transport.base import ConnectTarget
+from jamsocket_rt.transport.websocket import WebSocketTransport
 from tests.helpers.faultproxy import FaultProxy, port_of, through
 from tests.helpers.polling import eventually
+from tests.helpers.transport_peers import TOKEN_PATH, python_peer
 
 HERE = Path(__file__).resolve().parent
 BACKEND = HERE / "node" / "recovery_backend.js"
@@ -426,3 +429,35 @@ async def asyncio_task(coro: Any) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+# ----------------------------------------------------------------------------- held-back events
+
+
+async def test_events_held_until_connect_returned_go_before_a_loss_in_that_instant() -> None:
+    """Their offsets are recorded when they are decoded: a loss noticed before they were
+    released must not drop them (the websocket transport holds events back until connect()
+    has returned)."""
+    told: list[str] = []
+
+    class Listener:
+        def transport_event(self, event: str, args: list[Any], ack: Any) -> None:
+            told.append(event)
+
+        def transport_lost(self, error: BaseException | None) -> None:
+            told.append("lost")
+
+    with python_peer() as origin:
+        transport = WebSocketTransport()
+        await transport.connect(
+            ConnectTarget(origin, socketio_path=TOKEN_PATH, connect_timeout=5.0), Listener()
+        )
+        try:
+            # python-socketio's server emits "welcome" before its CONNECT answer: it is held
+            # back until the loop runs again.
+            assert transport._held
+            assert told == []
+            transport._lose(ConnectionResetError("cut in the same loop iteration"))
+            assert told == ["welcome", "lost"]
+        finally:
+            await transport.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import define
 
-from .recovery import Recovery
+if TYPE_CHECKING:
+    from .recovery import Recovery
 
 #: The namespace every Socket.IO server has; packets without a namespace prefix belong to it.
 DEFAULT_NAMESPACE = "/"

@@ -21,10 +21,12 @@ volatile emit (which has none), so with recovery on such an argument is taken as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["Recovery"]
+from .events import Connected
+
+__all__ = ["Recovery", "answered"]
 
 
 class Recovery:
@@ -65,11 +67,14 @@ class Recovery:
             payload.update(auth)
         return payload
 
-    def connected(self, answer: Any) -> str | None:
+    def connected(self, answer: Any, early: Sequence[Any] = ()) -> str | None:
         """Records the CONNECT answer's ``pid``; returns it (None: recovery is off there).
 
         Sets :attr:`recovered` (the answer carries the pid that was kept). A fresh socket
-        forgets the old offset: it belongs to a session the server no longer has.
+        forgets the old offset: it belongs to a session the server no longer has. ``early``:
+        the events (:class:`~jamsocket_rt.protocol.events.Event`) that came before the answer
+        (a recovering server replays the missed ones first); with a pid their offsets are
+        taken, as socket.io-client records them once connected.
         """
         pid = answer.get("pid") if isinstance(answer, dict) else None
         if not isinstance(pid, str) or not pid:
@@ -78,6 +83,10 @@ class Recovery:
         if not self.recovered:
             self.offset = None
         self.pid = pid
+        if pid is not None:
+            for event in early:
+                if event.ack_id is None:
+                    self.take_offset(event.args)
         return pid
 
     def take_offset(self, args: list[Any]) -> None:
@@ -92,3 +101,14 @@ class Recovery:
         self.pid = None
         self.offset = None
         self.recovered = False
+
+
+def answered(
+    recovery: Recovery | None, answer: dict[str, Any], sid: str, nsp: str, early: list[Any]
+) -> tuple[Connected, Recovery | None]:
+    """The :class:`Connected` event of a CONNECT answer, and the recovery that records the
+    namespace's offsets from now on (None: the server sent no pid, so it appends none)."""
+    if recovery is None:
+        return Connected(sid, nsp), None
+    pid = recovery.connected(answer, early)
+    return Connected(sid, nsp, pid, recovery.recovered), None if pid is None else recovery

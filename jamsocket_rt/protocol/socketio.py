@@ -59,7 +59,7 @@ from .packets import (
     encode_packet,
     reconstruct,
 )
-from .recovery import Recovery
+from .recovery import Recovery, answered
 
 __all__ = [
     "Ack",
@@ -403,12 +403,12 @@ class ClientProtocol(EngineState):
             if other is not None:
                 other.sid, other.state = sid, _CONNECTED
                 early, other.early = other.early, []
-                connected, other.tracking = _answered(other.recovery, payload, sid, nsp, early)
+                connected, other.tracking = answered(other.recovery, payload, sid, nsp, early)
                 return [connected, *early]
             self.sid = sid
             self.state = _CONNECTED
             early, self._early = self._early, []
-            connected, self._tracking = _answered(self._recovery, payload, sid, nsp, early)
+            connected, self._tracking = answered(self._recovery, payload, sid, nsp, early)
             return [connected, *early]
         if ptype == 4:
             error = ConnectError(None if payload is _NO_DATA else payload, nsp)
@@ -514,24 +514,3 @@ class ClientProtocol(EngineState):
                     f"a message of {len(payload)} bytes exceeds the server's maxPayload of "
                     f"{limit} bytes (the server would drop the connection)"
                 )
-
-
-def _answered(
-    recovery: Recovery | None, answer: dict[str, Any], sid: str, nsp: str, early: list[Any]
-) -> tuple[Connected, Recovery | None]:
-    """The :class:`Connected` event of a CONNECT answer, and the recovery that records the
-    namespace's offsets from now on (None: no pid, so the server appends none).
-
-    The events that came before the answer (a recovering server replays the missed ones
-    first) carry offsets too: socket.io-client records them once connected, as does this.
-    """
-    if recovery is None:
-        pid = answer.get("pid")
-        return Connected(sid, nsp, pid if isinstance(pid, str) else None), None
-    pid = recovery.connected(answer)
-    if pid is None:
-        return Connected(sid, nsp), None
-    for event in early:
-        if type(event) is Event and event.ack_id is None:
-            recovery.take_offset(event.args)
-    return Connected(sid, nsp, pid, recovery.recovered), recovery
