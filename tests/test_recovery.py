@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 import jamsocket_rt as jrt
-from jamsocket_rt.dev import DevServer
+from jamsocket_rt.dev import BackgroundDevServer, DevServer
 from jamsocket_rt.protocol.recovery import Recovery
 from jamsocket_rt.protocol.socketio import Ack, ClientProtocol, Connected, Event
 from jamsocket_rt.transport.base import ConnectTarget
@@ -461,3 +461,15 @@ async def test_events_held_until_connect_returned_go_before_a_loss_in_that_insta
             assert told == ["welcome", "lost"]
         finally:
             await transport.close()
+
+
+@pytest.mark.node
+def test_the_blocking_twins_say_recovered_too(require_node: str) -> None:
+    node = shutil.which("node") or "node"
+    with (
+        BackgroundDevServer([node, str(BACKEND)], quiet=True) as dev,
+        jrt.SyncSession(dev.connect()) as s,
+    ):
+        # (SyncSession is a SyncNamespace: this is the namespaces' property too)
+        assert s.call("whoami")["recovered"] is False
+        assert s.recovered is False
