@@ -134,6 +134,7 @@ class Connection:
             max_payload=options.max_payload,
             namespace=self._root.name,
             query=options.query,
+            recovery=self._root._recovery,
         )
 
     async def open(self, response: ConnectResponse) -> Transport:
@@ -216,7 +217,9 @@ class Connection:
         listener = _NamespaceLink(self, link, namespace)
         try:
             auth = await resolve_auth(namespace._auth, namespace.name)
-            sid = await transport.open_namespace(namespace.name, auth, listener)
+            sid = await transport.open_namespace(
+                namespace.name, auth, listener, namespace._recovery
+            )
         except (ConnectRefused, AuthFailed) as refused:
             self.namespaces.pop(namespace.name, None)
             namespace._refused(refused)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConnectionLost, JamsocketError, SessionClosed
 from ..protocol.options import Auth
+from ..protocol.recovery import Recovery
 from ..protocol.session import (
     LatencyEstimate,
     Listeners,
@@ -87,6 +88,8 @@ class Namespace(Dispatcher):
         self._joined = root
         self._sid: str | None = None
         self._joined_waiter: asyncio.Future[None] | None = None
+        # Connection state recovery: pid and last offset, kept across connections.
+        self._recovery = Recovery()
         self.events_sent = 0
         self.events_received = 0
         self.dropped_volatile = 0
@@ -108,6 +111,20 @@ class Namespace(Dispatcher):
             transport = self._connection.transport
             return transport.sid if transport is not None else None
         return self._sid if self.connected else None
+
+    @property
+    def recovered(self) -> bool:
+        """Whether the last (re)connect of this namespace recovered its connection state.
+
+        True only when the server has ``connectionStateRecovery`` on and restored the socket
+        it had before the cut: same :attr:`sid`, and every event it emitted meanwhile delivered
+        (once, in order, before anything newer). False on the first connect, when the server has
+        recovery off, when the cut outlasted its ``maxDisconnectionDuration``, when nothing with
+        an offset had arrived before the cut, and over python-socketio's long-polling: then
+        what the server emitted during the cut is lost. Read it in an ``on_reconnect`` hook to
+        tell a recovered gap from a lost one.
+        """
+        return self._recovery.recovered
 
     @property
     def closed(self) -> bool:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import define
+
+if TYPE_CHECKING:
+    from .recovery import Recovery
 
 #: The namespace every Socket.IO server has; packets without a namespace prefix belong to it.
 DEFAULT_NAMESPACE = "/"
@@ -13,10 +16,17 @@ DEFAULT_NAMESPACE = "/"
 
 @define
 class Connected:
-    """The server accepted the Socket.IO CONNECT of ``nsp``."""
+    """The server accepted the Socket.IO CONNECT of ``nsp``.
+
+    ``pid`` is the server's private session id when it has connection state recovery on (see
+    :mod:`~jamsocket_rt.protocol.recovery`); ``recovered`` says the server restored the previous
+    socket of the namespace (same sid, missed events replayed).
+    """
 
     sid: str
     nsp: str = DEFAULT_NAMESPACE
+    pid: str | None = None
+    recovered: bool = False
 
 
 @define
@@ -95,12 +105,16 @@ def check_namespace(name: object) -> str:
 
 
 class NamespaceState:
-    """An extra namespace's state on the connection: its CONNECT, socket id, early events."""
+    """An extra namespace's state on the connection: its CONNECT, socket id, early events, and
+    its :class:`Recovery` (``tracking`` is it once the server answered with a pid: the offsets
+    of its events are recorded there)."""
 
-    __slots__ = ("auth", "early", "sid", "state")
+    __slots__ = ("auth", "early", "recovery", "sid", "state", "tracking")
 
-    def __init__(self, auth: Any) -> None:
+    def __init__(self, auth: Any, recovery: Recovery | None = None) -> None:
         self.auth = auth
         self.state = State.OPENING
         self.sid: str | None = None
         self.early: list[ProtocolEvent] = []
+        self.recovery = recovery
+        self.tracking: Recovery | None = None

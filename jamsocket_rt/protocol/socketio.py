@@ -59,6 +59,7 @@ from .packets import (
     encode_packet,
     reconstruct,
 )
+from .recovery import Recovery, answered
 
 __all__ = [
     "Ack",
@@ -102,6 +103,10 @@ class ClientProtocol(EngineState):
             bytes of a binary one); a binary packet with its attachments counts as one.
         clock: the monotonic clock the liveness deadline is measured with.
         namespace: the connection's own namespace.
+        recovery: the own namespace's connection state recovery (kept across connections):
+            its pid and offset go into the CONNECT, the answer's pid and the offsets of the
+            events that follow are recorded there, and the offsets are taken off the events'
+            arguments (see :mod:`~jamsocket_rt.protocol.recovery`). None: no recovery.
 
     Attributes:
         state: the own namespace's :class:`State` (CLOSED also once the connection ends).
@@ -122,6 +127,8 @@ class ClientProtocol(EngineState):
         "_nsp",
         "_others",
         "_prefix",
+        "_recovery",
+        "_tracking",
         "dropped",
         "sid",
         "state",
@@ -135,6 +142,7 @@ class ClientProtocol(EngineState):
         max_payload: int = 16 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
         namespace: str = DEFAULT_NAMESPACE,
+        recovery: Recovery | None = None,
     ) -> None:
         super().__init__(clock)
         self.state = _OPENING
@@ -153,6 +161,10 @@ class ClientProtocol(EngineState):
         self._early: list[ProtocolEvent] = []  # events that came before the CONNECT answer
         self._others: dict[str, NamespaceState] = _NO_OTHERS  # replaced on the first one
         self.dropped = 0
+        self._recovery = recovery
+        # The recovery that records the own namespace's offsets: set once the server answered
+        # the CONNECT with a pid (only then does it append offsets).
+        self._tracking: Recovery | None = None
 
     @property
     def namespace(self) -> str:
@@ -161,10 +173,13 @@ class ClientProtocol(EngineState):
 
     # ----------------------------------------------------------------------- namespaces
 
-    def connect_namespace(self, nsp: str, auth: Any = None) -> None:
+    def connect_namespace(
+        self, nsp: str, auth: Any = None, recovery: Recovery | None = None
+    ) -> None:
         """Opens namespace ``nsp`` on this connection: its CONNECT is sent now (once the
         server's OPEN has arrived) and answered by a :class:`Connected` or
-        :class:`ConnectError` event naming it.
+        :class:`ConnectError` event naming it. ``recovery``: that namespace's connection state
+        recovery (as the constructor's).
 
         Raises:
             ValueError: ``nsp`` is not a valid namespace, or is already open here.
@@ -175,7 +190,7 @@ class ClientProtocol(EngineState):
             raise ValueError(f"namespace {nsp!r} is already open on this connection")
         if self.state is _CLOSED:
             raise RuntimeError("cannot open a namespace on a closed connection")
-        other = NamespaceState(auth)
+        other = NamespaceState(auth, recovery)
         if self._others is _NO_OTHERS:
             self._others = {}
         self._others[nsp] = other
@@ -197,8 +212,9 @@ class ClientProtocol(EngineState):
 
     def _send_connect(self, nsp: str, other: NamespaceState) -> None:
         other.state = _CONNECTING
+        auth = other.auth if other.recovery is None else other.recovery.connect_payload(other.auth)
         self._outgoing.extend(
-            encode_packet(Packet(PacketType.CONNECT, other.auth, namespace=nsp), self._json)
+            encode_packet(Packet(PacketType.CONNECT, auth, namespace=nsp), self._json)
         )
 
     # ----------------------------------------------------------------------- receiving
@@ -245,7 +261,12 @@ class ClientProtocol(EngineState):
                             if ack_id is not None:
                                 return [Ack(ack_id, payload)]
                         elif payload and type(payload[0]) is str:
-                            return [Event(payload[0], payload[1:], ack_id)]
+                            tracking = self._tracking
+                            if tracking is None or ack_id is not None:
+                                return [Event(payload[0], payload[1:], ack_id)]
+                            args = payload[1:]
+                            tracking.take_offset(args)
+                            return [Event(payload[0], args)]
         kind = data[:1]
         if kind == MESSAGE:
             return self._on_message(data)
@@ -297,8 +318,10 @@ class ClientProtocol(EngineState):
             raise ProtocolError("second Engine.IO OPEN packet")
         self._opened(parse_open(data[1:], self._loads))
         self.state = _CONNECTING
+        recovery = self._recovery
+        auth = self._auth if recovery is None else recovery.connect_payload(self._auth)
         self._outgoing.extend(
-            encode_packet(Packet(PacketType.CONNECT, self._auth, namespace=self._nsp), self._json)
+            encode_packet(Packet(PacketType.CONNECT, auth, namespace=self._nsp), self._json)
         )
         for nsp, other in self._others.items():
             self._send_connect(nsp, other)
@@ -350,10 +373,11 @@ class ClientProtocol(EngineState):
             if nsp == self._nsp:
                 if self.state is _CONNECTING:
                     # python-socketio sends what its connect handler emits before the CONNECT
-                    # answer; socket.io-client buffers such events until connected, and so do
-                    # we.
+                    # answer, and a recovering Node server the events missed; socket.io-client
+                    # buffers such events until connected, and so do we.
                     self._early.append(event)
                     return []
+                tracking = self._tracking
             else:
                 other = self._others.get(nsp)
                 if other is None:
@@ -362,6 +386,9 @@ class ClientProtocol(EngineState):
                 if other.state is _CONNECTING:
                     other.early.append(event)
                     return []
+                tracking = other.tracking
+            if tracking is not None and ack_id is None:
+                tracking.take_offset(event.args)
             return [event]
         assert ack_id is not None  # _check_payload made sure
         return [Ack(ack_id, payload)]
@@ -376,11 +403,13 @@ class ClientProtocol(EngineState):
             if other is not None:
                 other.sid, other.state = sid, _CONNECTED
                 early, other.early = other.early, []
-                return [Connected(sid, nsp), *early]
+                connected, other.tracking = answered(other.recovery, payload, sid, nsp, early)
+                return [connected, *early]
             self.sid = sid
             self.state = _CONNECTED
             early, self._early = self._early, []
-            return [Connected(sid, nsp), *early]
+            connected, self._tracking = answered(self._recovery, payload, sid, nsp, early)
+            return [connected, *early]
         if ptype == 4:
             error = ConnectError(None if payload is _NO_DATA else payload, nsp)
             if other is not None:

@@ -80,6 +80,11 @@ class SyncNamespace:
     def sid(self) -> str | None:
         return self._namespace.sid
 
+    @property
+    def recovered(self) -> bool:
+        """See :attr:`Namespace.recovered`."""
+        return self._namespace.recovered
+
     def __repr__(self) -> str:
         return "<Sync" + repr(self._namespace)[1:]
 

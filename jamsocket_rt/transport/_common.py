@@ -113,6 +113,10 @@ class TransportCore:
         """Reports the loss once; returns False when it was already reported or closed."""
         if self._phase is not CONNECTED:
             return False
+        if self._held:
+            # Lost before the held-back events were released (connect() had just returned):
+            # they came before the loss, so they go first (their offsets are already recorded).
+            self._release_events()
         self._phase = LOST
         self._drop_namespaces()
         self._on_lost()

@@ -69,9 +69,27 @@ class AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
     def _engineio_client_class(self) -> type[EngineIOClient]:
         return EngineIOClient
 
+    #: Namespaces whose CONNECT answer had a ``pid``: the server has connection state recovery
+    #: on and appends an offset to their events (not to acknowledged ones). This client cannot
+    #: recover, and takes the offset off, as the websocket transport does.
+    offset_namespaces: frozenset[str] = frozenset()
+
+    async def _handle_connect(self, namespace: str | None, data: Any) -> None:
+        if isinstance(data, dict) and isinstance(data.get("pid"), str):
+            self.offset_namespaces = self.offset_namespaces | {namespace or "/"}
+        await super()._handle_connect(namespace, data)
+
     async def _handle_event(self, namespace: str | None, id: int | None, data: list[Any]) -> None:
         # Every message is handled in its own task, so the variable is private to this event.
         ack_wanted.set(id is not None)
+        if (
+            id is None
+            and self.offset_namespaces
+            and (namespace or "/") in self.offset_namespaces
+            and len(data) > 1
+            and type(data[-1]) is str
+        ):
+            data = data[:-1]
         await super()._handle_event(namespace, id, data)
 
 

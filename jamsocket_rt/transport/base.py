@@ -23,6 +23,7 @@ from attrs import field, frozen
 # Part of the contract (connect raises it); defined with the other errors.
 from .._errors import ConnectRefused as ConnectRefused
 from ..protocol.proxy import ProxySetting
+from ..protocol.recovery import Recovery
 
 #: Called with the acknowledgement's arguments (a list, possibly empty).
 AckCallback = Callable[[list[Any]], None]
@@ -49,6 +50,9 @@ class ConnectTarget:
         max_payload: largest inbound message accepted, in bytes.
         namespace: the namespace the connection opens with (``/`` by default).
         query: query parameters for every Engine.IO request (``socket.handshake.query``).
+        recovery: that namespace's connection state recovery, kept across connections by its
+            owner (see :mod:`jamsocket_rt.protocol.recovery`); a transport that cannot recover
+            calls its ``forget()``.
     """
 
     origin: str
@@ -62,6 +66,7 @@ class ConnectTarget:
     max_payload: int = 16 * 1024 * 1024
     namespace: str = "/"
     query: Mapping[str, str] = field(factory=dict, repr=False)
+    recovery: Recovery | None = field(default=None, repr=False, eq=False)
 
 
 class TransportListener(Protocol):
@@ -116,9 +121,15 @@ class Transport(Protocol):
         """Packets received for namespaces nobody opened on this connection (dropped)."""
 
     async def open_namespace(
-        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+        self,
+        nsp: str,
+        auth: Mapping[str, Any] | None,
+        listener: NamespaceListener,
+        recovery: Recovery | None = None,
     ) -> str:
         """Send the CONNECT of namespace ``nsp`` on this connection and wait for the answer.
+
+        ``recovery`` is that namespace's connection state recovery (as ``target.recovery``).
 
         Returns:
             The namespace's socket id.

@@ -16,6 +16,10 @@ How the contract maps onto python-socketio:
 - ``emit`` cannot await python-socketio's coroutine: it checks that the arguments serialize (so
   TypeError is raised at once, as the contract wants), queues them, and one writer task hands
   them over in order. ``drain`` waits until python-engineio has written what was handed over.
+- No connection state recovery: python-socketio's client neither keeps the server's ``pid``
+  nor sends it back, so every connection made here is a fresh socket on the server
+  (``recovered`` is False), and the recovery handed in is forgotten (a later websocket
+  connection must not take over a socket older than this one).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ..protocol.packets import (
     reconstruct,
 )
 from ..protocol.proxy import proxy_for
+from ..protocol.recovery import Recovery
 from ._common import (
     Phase,
     TransportCore,
@@ -127,6 +132,8 @@ class PythonSocketIOTransport(TransportCore):
             TimeoutError: ``target.connect_timeout`` elapsed.
         """
         loop = self._begin_connect(listener)
+        if target.recovery is not None:
+            target.recovery.forget()
         host = host_of(target)
         if engineio.payload.Payload.max_decode_packets < MAX_PACKETS_PER_POLL:
             engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
@@ -278,9 +285,16 @@ class PythonSocketIOTransport(TransportCore):
         return 0
 
     async def open_namespace(
-        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+        self,
+        nsp: str,
+        auth: Mapping[str, Any] | None,
+        listener: NamespaceListener,
+        recovery: Recovery | None = None,
     ) -> str:
-        """See :meth:`Transport.open_namespace` (python-socketio answers it internally)."""
+        """See :meth:`Transport.open_namespace` (python-socketio answers it internally; no
+        connection state recovery: ``recovery`` is forgotten)."""
+        if recovery is not None:
+            recovery.forget()
         future = self._join(nsp, listener)
         client = self._client
         where = self._where

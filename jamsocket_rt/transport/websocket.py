@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.engineio import ProtocolError, excerpt
 from ..protocol.packets import JsonCodec
+from ..protocol.recovery import Recovery
 from ..protocol.socketio import (
     Ack,
     ClientProtocol,
@@ -160,6 +161,7 @@ class WebSocketTransport(WebSocketConnection):
             max_payload=target.max_payload,
             clock=clock,
             namespace=target.namespace,
+            recovery=target.recovery,
         )
         self._closed = loop.create_future()
         handshake = self._handshake = loop.create_future()
@@ -356,13 +358,17 @@ class WebSocketTransport(WebSocketConnection):
         return self._proto.dropped if self._proto is not None else 0
 
     async def open_namespace(
-        self, nsp: str, auth: Mapping[str, Any] | None, listener: NamespaceListener
+        self,
+        nsp: str,
+        auth: Mapping[str, Any] | None,
+        listener: NamespaceListener,
+        recovery: Recovery | None = None,
     ) -> str:
         """See :meth:`Transport.open_namespace`."""
         future = self._join(nsp, listener)
         assert self._proto is not None
         try:
-            self._proto.connect_namespace(nsp, auth)
+            self._proto.connect_namespace(nsp, auth, recovery)
         except (ValueError, RuntimeError):
             self._leave(nsp)
             raise
