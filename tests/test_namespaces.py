@@ -229,3 +229,18 @@ async def test_a_polling_session_of_another_namespace(response: jrt.ConnectRespo
     async with jrt.Session(response, namespace="/game", transports=("polling",)) as session:
         who: dict[str, Any] = await session.call("whoami")
         assert who["nsp"] == "/game"
+
+
+def test_a_blocking_session_opens_a_namespace_once_connected(flavour: str) -> None:
+    if flavour != "python":
+        pytest.skip("one flavour is enough for the blocking front end")
+    from jamsocket_rt.dev import BackgroundDevServer
+
+    with BackgroundDevServer(namespace_backend(flavour), quiet=True) as dev:
+        response = dev.connect()
+        session = jrt.SyncSession(response)
+        game = session.namespace("/game")  # not connected yet: it joins on connect
+        with session:
+            admin = session.namespace("/admin")  # connected: it joins now
+            assert admin.call("echo", "hi", timeout=10) == "hi"
+            assert game.call("echo", 1, timeout=10) == 1

@@ -320,7 +320,13 @@ class SyncSession(SyncNamespace):
         """Another namespace on this session's connection (see ``Session.namespace``)."""
         if name == self._session.name:
             return self
-        return SyncNamespace(self._session.namespace(name, auth), self)
+        if self._loop is None:  # not connected: it joins on connect, from the loop thread
+            return SyncNamespace(self._session.namespace(name, auth), self)
+
+        async def on_the_loop() -> Namespace:  # connected: it joins now, on the loop thread
+            return self._session.namespace(name, auth)
+
+        return SyncNamespace(self._run(on_the_loop), self)
 
     # ------------------------------------------------------------------ state
 
