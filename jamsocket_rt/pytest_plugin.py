@@ -24,17 +24,33 @@ Fixtures:
         command of the test (marker, else the ini option, else the bundled example backend).
         The server runs on its own event loop thread, so it serves sync and async tests
         alike; one per command, shared by the whole test session.
-    jamsocket_session: a factory ``(key=None, **session_options) -> SyncSession`` that
-        connects through that server; every session it opened is closed after the test.
+    jamsocket_session: a factory ``(key=None, *, shared=False, **session_options) ->
+        SyncSession`` that connects through that server; every session it opened is closed
+        after the test, and every backend it spawned for the test is terminated.
+
+The backend command runs in the folder of the ini file that names it (the rootdir for a
+marker or when there is no ini file), so ``python my_backend.py`` finds its file whatever
+the current directory; a leading ``python`` (or ``python3``) is the interpreter running
+pytest, so a virtual environment works without being activated.
+
+Tests are isolated: a ``key`` is scoped to the test (two sessions of one test with
+``key="room"`` share a backend; two tests do not). ``shared=True`` uses the key as it is, so
+tests that ask for it share that backend (and it outlives them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import shlex
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from ._errors import JamsocketError
 from .dev import EXAMPLE_BACKEND, BackgroundDevServer
 from .sync.session import SyncSession
 
@@ -61,25 +77,41 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _command_for(request: pytest.FixtureRequest) -> str | tuple[str, ...]:
+#: A backend command and the folder it runs in (None: the bundled example, anywhere).
+_Command = tuple[str | tuple[str, ...], str | None]
+
+
+def with_this_python(command: str) -> str:
+    """``command`` with a leading ``python``/``python3`` replaced by the running interpreter."""
+    words = command.split(maxsplit=1)
+    if words and words[0] in ("python", "python3"):
+        return shlex.quote(sys.executable) + (" " + words[1] if len(words) > 1 else "")
+    return command
+
+
+def _command_for(request: pytest.FixtureRequest) -> _Command:
+    config = request.config
     marker = request.node.get_closest_marker(MARKER)
     if marker is not None:
         if len(marker.args) != 1 or not isinstance(marker.args[0], str):
             raise pytest.UsageError(f"@pytest.mark.{MARKER} takes one command string")
-        return str(marker.args[0])
-    configured = str(request.config.getini(INI_OPTION)).strip()
-    return configured or EXAMPLE_BACKEND
+        return with_this_python(str(marker.args[0])), str(config.rootpath)
+    configured = str(config.getini(INI_OPTION)).strip()
+    if not configured:
+        return EXAMPLE_BACKEND, None
+    folder = Path(config.inipath).parent if config.inipath is not None else config.rootpath
+    return with_this_python(configured), str(folder)
 
 
 class _Servers:
     """One running dev server per backend command for the whole test session."""
 
     def __init__(self) -> None:
-        self._by_command: dict[str | tuple[str, ...], BackgroundDevServer] = {}
+        self._by_command: dict[_Command, BackgroundDevServer] = {}
 
-    def get(self, command: str | tuple[str, ...]) -> BackgroundDevServer:
+    def get(self, command: _Command) -> BackgroundDevServer:
         if command not in self._by_command:
-            self._by_command[command] = BackgroundDevServer(command)
+            self._by_command[command] = BackgroundDevServer(command[0], cwd=command[1])
         return self._by_command[command]
 
     def close(self) -> None:
@@ -103,15 +135,30 @@ def jamsocket_dev_server(
     return _jamsocket_servers.get(_command_for(request))
 
 
+def scoped_key(nodeid: str, key: str) -> str:
+    """``key`` for one test only: the same key in another test names another backend."""
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:12]
+    return f"{key}@test-{digest}"
+
+
 @pytest.fixture
 def jamsocket_session(
-    jamsocket_dev_server: BackgroundDevServer,
+    request: pytest.FixtureRequest, jamsocket_dev_server: BackgroundDevServer
 ) -> Iterator[Callable[..., SyncSession]]:
-    """A factory of connected SyncSessions on the dev server; all closed after the test."""
+    """A factory of connected SyncSessions on the dev server (see the module docstring): all
+    closed after the test, and the backends it spawned for the test terminated."""
     opened: list[SyncSession] = []
+    spawned: set[str] = set()
 
-    def open_session(key: str | None = None, **options: Any) -> SyncSession:
-        response = jamsocket_dev_server.connect(**({"key": key} if key is not None else {}))
+    def open_session(
+        key: str | None = None, *, shared: bool = False, **options: Any
+    ) -> SyncSession:
+        fields = {}
+        if key is not None:
+            fields["key"] = key if shared else scoped_key(request.node.nodeid, key)
+        response = jamsocket_dev_server.connect(**fields)
+        if response.spawned and not shared:
+            spawned.add(response.backend_id)
         session = SyncSession(response, **options)
         session.connect()
         opened.append(session)
@@ -120,3 +167,7 @@ def jamsocket_session(
     yield open_session
     for session in reversed(opened):
         session.close()
+    for backend_id in spawned:
+        # A backend the test ended itself is gone already: nothing to do then.
+        with contextlib.suppress(JamsocketError):
+            jamsocket_dev_server.terminate(backend_id)

@@ -75,3 +75,46 @@ def test_the_plugin_is_off_unless_used(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*jamsocket*")
+
+
+ISOLATION = """
+SEEN = {}
+
+
+def test_first(jamsocket_session):
+    SEEN["room"] = jamsocket_session(key="room").backend_id
+    SEEN["shared"] = jamsocket_session(key="lobby", shared=True).backend_id
+
+
+def test_second(jamsocket_session):
+    again = jamsocket_session(key="room")
+    assert again.backend_id != SEEN["room"], "a key is scoped to its test"
+    assert jamsocket_session(key="room").backend_id == again.backend_id, "...within it, shared"
+    assert jamsocket_session(key="lobby", shared=True).backend_id == SEEN["shared"]
+"""
+
+
+@pytest.mark.slow
+def test_commands_run_in_the_ini_folder_and_keys_are_per_test(pytester: pytest.Pytester) -> None:
+    project = pytester.mkdir("project")
+    (project / "backends").mkdir()
+    (project / "backends" / "my_backend.py").write_text(BACKEND)
+    # A bare "python": the interpreter running pytest (PATH may have none, or another one).
+    (project / "pytest.ini").write_text(
+        "[pytest]\njamsocket_backend = python backends/my_backend.py\n"
+    )
+    (project / "tests").mkdir()
+    (project / "tests" / "test_isolation.py").write_text(ISOLATION)
+    # Run from outside the project: the backend's relative path is the ini file's.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "project/tests")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_bare_python_is_the_running_interpreter() -> None:
+    from jamsocket_rt.pytest_plugin import scoped_key, with_this_python
+
+    assert with_this_python("python x.py").endswith(" x.py")
+    assert with_this_python("python3 -m app").startswith(sys.executable.replace("'", ""))
+    assert with_this_python("node server.js") == "node server.js"
+    assert with_this_python("pythonista") == "pythonista"
+    assert scoped_key("t.py::a", "room") != scoped_key("t.py::b", "room")

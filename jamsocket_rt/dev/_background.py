@@ -23,20 +23,28 @@ class BackgroundDevServer:
 
     Args:
         command: the backend command (default: the bundled example backend).
+        quiet: discard the backends' output.
+        cwd: the backends' working directory (None: this process's).
 
     Attributes:
         command: the backend command it runs.
         api_url: its API URL (give it to ``Jamsocket.dev_server`` or ``JAMSOCKET_API_URL``).
     """
 
-    def __init__(self, command: str | Sequence[str] | None = None, *, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        command: str | Sequence[str] | None = None,
+        *,
+        quiet: bool = False,
+        cwd: str | None = None,
+    ) -> None:
         self.command = command
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="jamsocket_rt dev server", daemon=True
         )
         self._thread.start()
-        self._server = DevServer(backend=command, quiet=quiet)
+        self._server = DevServer(backend=command, quiet=quiet, cwd=cwd)
         self._api: Jamsocket | None = None
         try:
             self._run(self._start())
