@@ -28,6 +28,7 @@ from .._models import (
     TerminationReason,
     status_rank,
 )
+from ._guard import GroupGuard
 from ._output import LinePump, pump_lines
 
 __all__ = ["Backend", "LaunchConfig", "as_command"]
@@ -46,6 +47,8 @@ _OUTPUT_DRAIN_TIMEOUT = 1.0
 
 # Process groups of live backends, killed at interpreter exit should close() never run.
 _LIVE_GROUPS: set[int] = set()
+#: Kills the groups of _LIVE_GROUPS if this process dies without running atexit (SIGKILL).
+_GUARD = GroupGuard()
 
 
 def _kill_live_groups() -> None:
@@ -263,6 +266,7 @@ class Backend:
                 return
             self._process = process
             _LIVE_GROUPS.add(process.pid)
+            _GUARD.add(process.pid)
             assert process.stdout is not None
             output = asyncio.create_task(pump_lines(process.stdout, self._line_pump()))
             self._publish(BackendStatus.STARTING)
@@ -373,6 +377,7 @@ class Backend:
             # The leader is gone (or we are being cancelled): leave nothing of its group behind.
             _signal_group(process.pid, signal.SIGKILL)
             _LIVE_GROUPS.discard(process.pid)
+            _GUARD.discard(process.pid)
         if output is not None:
             # Drained first, so that a crash's last words come before its "terminated".
             with contextlib.suppress(asyncio.TimeoutError):
