@@ -109,3 +109,19 @@ def test_errors_surface_in_the_calling_thread(dev: BackgroundDevServer) -> None:
             s.wait_for("never", timeout=0.1)
     with pytest.raises(RuntimeError, match="not connected"):
         jrt.SyncSession(dev.connect()).send("ping")
+
+
+async def test_a_dev_server_on_the_blocked_loop_is_named_at_once() -> None:
+    # A notebook's mistake: an async DevServer on the kernel's loop, then a SyncSession in a
+    # cell, which blocks that loop while it waits for the server it holds.
+    from jamsocket_rt.dev import DevServer
+
+    async with DevServer(quiet=True) as dev, jrt.Jamsocket.dev_server(dev.api_url) as api:
+        response = await api.connect()
+        session = jrt.SyncSession(response, ready_timeout=60)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(jrt.ConfigurationError, match="BackgroundDevServer"):
+            session.connect()
+        assert asyncio.get_running_loop().time() - started < 30, "said at once, not at timeout"
+        assert loop_threads() == []
+        await api.terminate(response.backend_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from .._errors import InvalidResponse
 from .._models import ConnectRequest, ConnectResponse
+from ..asyncio import _served as served
 from ._backends import (
     Backend,
     BackendRegistry,
@@ -307,6 +309,9 @@ class DevServer:
         api_port = runner.addresses[0][1]
         self._api_url = f"http://{host}:{api_port}"
         self._proxy_url = f"http://{host}:{self._proxy.port}"
+        loop = asyncio.get_running_loop()
+        served.serve(self._api_url, loop)
+        served.serve(self._proxy_url, loop)
         _log.debug("dev server: API %s, proxy %s", self._api_url, self._proxy_url)
 
     async def close(self) -> None:
@@ -319,6 +324,9 @@ class DevServer:
         if runner is None:
             return
         self._closed = True
+        for url in (self._api_url, self._proxy_url):
+            if url is not None:
+                served.unserve(url)
         try:
             await self._registry.close()
         finally:

@@ -17,9 +17,11 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
+from .._errors import ConfigurationError
 from .._models import BackendState, ConnectResponse
 from ..asyncio._backend import ConnectCallable
 from ..asyncio._calls import _Default
+from ..asyncio._served import blocked_origin
 from ..asyncio.connection import TransportFactory
 from ..asyncio.namespace import Namespace
 from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
@@ -295,12 +297,32 @@ class SyncSession(SyncNamespace):
         """Wait until the backend is ready and open the connection (see Session.connect)."""
         if self._loop is not None:
             raise RuntimeError("connect() was already called on this SyncSession")
+        self._refuse_a_blocked_server()
         self._loop = _LoopThread.acquire()
         try:
             self._run(self._session.connect)
         except BaseException:
             self._release()
             raise
+
+    def _refuse_a_blocked_server(self) -> None:
+        """Raises if this thread's own event loop serves the backend (a notebook kernel's
+        DevServer): blocking here would stop that server from ever answering."""
+        response = self._session.response
+        if response is None:
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        origin = blocked_origin([response.status_url, response.url, response.ready_url], loop)
+        if origin is not None:
+            raise ConfigurationError(
+                f"the backend's server ({origin}) runs on this thread's event loop, which a "
+                "SyncSession blocks while it waits: it could never answer. Serve it with "
+                "jamsocket_rt.dev.BackgroundDevServer (its own thread), or use the async "
+                "Session with await here"
+            )
 
     def close(self) -> None:
         """Disconnect and stop everything; leaves no thread, task or connection behind."""
