@@ -65,14 +65,11 @@ class Session(SessionCore):
         connect: an async callable returning a fresh ConnectResponse (for the same key); used
             for the first response when ``response`` is omitted, and again whenever the proxy
             says the token has expired (HTTP 410).
-        ready_timeout, call_timeout, connect_timeout, transports, headers, auth, query,
-        parser, ssl, proxy, max_queue, reconnect, reconnect_delay, reconnect_attempts,
-        disconnect_grace, stream_maxsize, max_payload, max_backlog, latency_probe,
-        latency_interval, namespace, transport_factory: the options, each documented on
-            :class:`~jamsocket_rt.SessionOptions`.
 
-    The options are validated once into a :class:`SessionOptions`; :meth:`from_options` takes
-    one directly.
+    Every other keyword argument is an option, documented on
+    :class:`~jamsocket_rt.SessionOptions` (``ready_timeout``, ``call_timeout``, ``auth``,
+    ``proxy``, ``reconnect``...). The options are validated once into a
+    :class:`SessionOptions`; :meth:`from_options` takes one directly.
 
     Raises:
         InvalidResponse: ``response`` does not fit.

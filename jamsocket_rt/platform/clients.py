@@ -303,7 +303,9 @@ class Plane(_PlatformClient):
         token: a bearer token, for a controller behind an authenticating proxy; sent to
             ``controller_url``'s host only.
         namespace: the key namespace.
-        timeout, session, backoff, max_retries, proxy: as for :class:`Jamsocket`.
+
+    ``timeout``, ``session``, ``backoff``, ``max_retries`` and ``proxy`` are as for
+    :class:`Jamsocket`.
 
     Raises:
         ConfigurationError: a malformed URL or timeout.

@@ -111,10 +111,8 @@ class _SyncPlatformClient(Generic[_Client]):
 class SyncJamsocket(_SyncPlatformClient[Jamsocket]):
     """:class:`~jamsocket_rt.Jamsocket`, blocking: the same constructor, class methods and calls.
 
-    Args:
-        account, token, service, api_url, timeout, backoff, max_retries, proxy: as for
-            :class:`~jamsocket_rt.Jamsocket` (an aiohttp ``session`` belongs to one event loop,
-            so none can be given here).
+    The arguments are :class:`~jamsocket_rt.Jamsocket`'s, but ``session``: an aiohttp session
+    belongs to one event loop, so none can be given here.
 
     Raises:
         ConfigurationError: a missing name, a malformed URL or timeout.
@@ -183,9 +181,8 @@ class SyncJamsocket(_SyncPlatformClient[Jamsocket]):
 class SyncPlane(_SyncPlatformClient[Plane]):
     """:class:`~jamsocket_rt.Plane`, blocking: the same constructor and calls.
 
-    Args:
-        controller_url, image, token, namespace, timeout, backoff, max_retries, proxy: as for
-            :class:`~jamsocket_rt.Plane`.
+    The arguments are :class:`~jamsocket_rt.Plane`'s, but ``session`` (see
+    :class:`SyncJamsocket`).
 
     Raises:
         ConfigurationError: a malformed URL or timeout.

@@ -215,8 +215,7 @@ class SyncSession(SyncNamespace):
             s.send("ping", 1)
             print(s.call("echo", "hello", timeout=5))
 
-    Raises:
-        The same errors as the async Session, raised in the calling thread.
+    Every method raises what the async Session's raises, in the calling thread.
     """
 
     def __init__(
