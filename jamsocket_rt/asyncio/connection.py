@@ -132,6 +132,7 @@ class Connection:
             connect_timeout=options.connect_timeout,
             max_payload=options.max_payload,
             namespace=self._root.name,
+            parser=options.parser,
         )
 
     async def open(self, response: ConnectResponse) -> Transport:

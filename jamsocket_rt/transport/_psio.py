@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 from typing import Any
 
 import aiohttp
 import engineio
 import socketio
 
+from ..protocol.msgpack import ext_hook
 from .wsconnection import CLOSE_TIMEOUT
 
 #: How many Engine.IO packets one batch hands python-socketio (its server refuses more in one
@@ -58,6 +60,15 @@ class AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
         await super()._handle_event(namespace, id, data)
 
 
+@functools.cache
+def msgpack_packet_class() -> Any:
+    """python-socketio's msgpack packet, reading notepack.io's extension types as
+    :func:`jamsocket_rt.protocol.msgpack.ext_hook` says (Node's ``undefined`` becomes None)."""
+    from socketio.msgpack_packet import MsgPackPacket
+
+    return MsgPackPacket.configure(ext_hook=ext_hook)
+
+
 async def disconnect(client: Any) -> None:
     """Disconnects politely but promptly, and waits until python-engineio's tasks are done.
 
@@ -69,7 +80,7 @@ async def disconnect(client: Any) -> None:
     eio = client.eio
     if eio.state == "connected":
         for nsp in list(client.namespaces) or ["/"]:
-            packet = socketio.packet.Packet(socketio.packet.DISCONNECT, namespace=nsp)
+            packet = client.packet_class(socketio.packet.DISCONNECT, namespace=nsp)
             await eio.send(packet.encode())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(eio.queue.join(), CLOSE_TIMEOUT)

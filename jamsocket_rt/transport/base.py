@@ -45,6 +45,8 @@ class ConnectTarget:
         connect_timeout: seconds for the whole handshake (HTTP upgrade + Socket.IO CONNECT).
         max_payload: largest inbound message accepted, in bytes.
         namespace: the namespace the connection opens with (``/`` by default).
+        parser: the server's Socket.IO parser: "json" (socket.io's default) or "msgpack"
+            (socket.io-msgpack-parser).
     """
 
     origin: str
@@ -56,6 +58,7 @@ class ConnectTarget:
     connect_timeout: float = 10.0
     max_payload: int = 16 * 1024 * 1024
     namespace: str = "/"
+    parser: str = "json"
 
 
 class TransportListener(Protocol):
