@@ -62,11 +62,23 @@ class AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
 
 @functools.cache
 def msgpack_packet_class() -> Any:
-    """python-socketio's msgpack packet, reading notepack.io's extension types as
-    :func:`jamsocket_rt.protocol.msgpack.ext_hook` says (Node's ``undefined`` becomes None)."""
+    """python-socketio's msgpack packet as socket.io-msgpack-parser's peers expect it.
+
+    It reads notepack.io's extension types as :func:`jamsocket_rt.protocol.msgpack.ext_hook`
+    says (Node's ``undefined`` becomes None), and writes no ``data`` where a packet has none:
+    python-socketio writes nil, which the Node parser refuses in a CONNECT or a DISCONNECT
+    (and then closes the connection).
+    """
     from socketio.msgpack_packet import MsgPackPacket
 
-    return MsgPackPacket.configure(ext_hook=ext_hook)
+    class Packet(MsgPackPacket.configure(ext_hook=ext_hook)):  # type: ignore[misc]
+        def _to_dict(self) -> dict[str, Any]:
+            fields: dict[str, Any] = super()._to_dict()
+            if fields["data"] is None:
+                del fields["data"]
+            return fields
+
+    return Packet
 
 
 async def disconnect(client: Any) -> None:
