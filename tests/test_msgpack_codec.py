@@ -22,6 +22,7 @@ from jamsocket_rt.protocol.msgpack import (
     MsgpackCodec,
     decode_packet,
     encode_packet,
+    parse_packet,
 )
 from jamsocket_rt.protocol.packets import MAX_ACK_ID, OP_BINARY, OP_TEXT, Frame, Packet, PacketType
 from jamsocket_rt.protocol.socketio import (
@@ -54,8 +55,9 @@ def connected(**kwargs: Any) -> MsgpackClientProtocol:
     proto = MsgpackClientProtocol(**kwargs)
     assert proto.receive_text(OPEN) == []
     proto.data_to_send()
-    answer = pack({"type": 0, "data": {"sid": "abc"}, "nsp": "/"})
-    assert proto.receive_bytes(answer) == [Connected("abc")]
+    nsp = proto.namespace
+    answer = pack({"type": 0, "data": {"sid": "abc"}, "nsp": nsp})
+    assert proto.receive_bytes(answer) == [Connected("abc", nsp)]
     return proto
 
 
@@ -312,6 +314,43 @@ def test_any_map_decodes_or_raises_protocol_error(fields: dict[str, Any]) -> Non
         return
     for event in events:
         assert isinstance(event, (Event, Ack, Disconnected, Connected, ConnectError))
+
+
+def general_path(proto: MsgpackClientProtocol, data: bytes) -> list[Any] | str:
+    """What ClientProtocol's general path makes of a packet (or the error it raises)."""
+    try:
+        proto._parsed = parse_packet(data, MsgpackCodec())
+        return proto._on_message(data)
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+    finally:
+        proto._parsed = None
+
+
+def fast_path(proto: MsgpackClientProtocol, data: bytes) -> list[Any] | str:
+    try:
+        return proto.receive_bytes(data)
+    except ProtocolError as exc:
+        return f"ProtocolError: {exc}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ptype=st.sampled_from([2, 3]),
+    nsp=st.sampled_from(["/", "/admin", "/other"]),
+    ack_id=st.none() | st.integers(min_value=0, max_value=10),
+    data=st.sampled_from([[], ["e"], ["e", 1, b"x"], [1], [True], [None], {}, "x", None]),
+    own=st.sampled_from(["/", "/admin"]),
+)
+def test_fast_path_agrees_with_the_general_path(
+    ptype: int, nsp: str, ack_id: int | None, data: Any, own: str
+) -> None:
+    fields: dict[str, Any] = {"type": ptype, "nsp": nsp, "data": data}
+    if ack_id is not None:
+        fields["id"] = ack_id
+    packet = pack(fields)
+    own_nsp = {"namespace": own}
+    assert fast_path(connected(**own_nsp), packet) == general_path(connected(**own_nsp), packet)
 
 
 # --------------------------------------------------------------------------- the extra

@@ -45,7 +45,7 @@ from .packets import (
     PacketType,
     _check_payload,
 )
-from .socketio import ClientProtocol, ProtocolEvent
+from .socketio import Ack, ClientProtocol, Event, ProtocolEvent
 
 __all__ = [
     "INSTALL_HINT",
@@ -63,6 +63,8 @@ INSTALL_HINT = "pip install 'jamsocket_rt[msgpack]'"
 
 # The packet types socket.io-msgpack-parser knows (it has no BINARY_EVENT / BINARY_ACK).
 _CONNECT, _DISCONNECT, _EVENT, _ACK, _CONNECT_ERROR = 0, 1, 2, 3, 4
+_CONNECTED = State.CONNECTED
+_CLOSED = State.CLOSED
 
 
 def load_msgpack() -> Any:
@@ -92,6 +94,15 @@ def ext_hook(code: int, data: bytes) -> Any:
     return load_msgpack().ExtType(code, data)
 
 
+#: What msgpack's Packer raises for a value it cannot pack.
+PACK_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+def unserializable(exc: BaseException) -> TypeError:
+    """The TypeError to raise for one of :data:`PACK_ERRORS`."""
+    return TypeError(f"cannot serialize the arguments: {exc}")
+
+
 class MsgpackCodec:
     """Packs and unpacks MessagePack the way socket.io-msgpack-parser's peers expect.
 
@@ -101,12 +112,13 @@ class MsgpackCodec:
         ConfigurationError: ``msgpack`` is not installed.
     """
 
-    __slots__ = ("_pack", "_unpackb")
+    __slots__ = ("_unpackb", "pack_raw")
 
     def __init__(self) -> None:
         msgpack = load_msgpack()
         # bytes, bytearray and memoryview become bin; str is always UTF-8 str; tuples arrays.
-        self._pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+        #: Packer.pack itself: what :meth:`pack` raises is :func:`unserializable`'s to make.
+        self.pack_raw: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
         self._unpackb: Callable[..., Any] = msgpack.unpackb
 
     def pack(self, obj: Any) -> bytes:
@@ -117,9 +129,9 @@ class MsgpackCodec:
                 its 64-bit range, or the nesting is too deep).
         """
         try:
-            return self._pack(obj)
-        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            raise TypeError(f"cannot serialize the arguments: {exc}") from None
+            return self.pack_raw(obj)
+        except PACK_ERRORS as exc:
+            raise unserializable(exc) from None
 
     def unpack(self, data: bytes) -> Any:
         """One MessagePack value, exactly ``data``; map keys may be of any hashable type.
@@ -219,7 +231,7 @@ class MsgpackClientProtocol(ClientProtocol):
         ConfigurationError: ``msgpack`` is not installed.
     """
 
-    __slots__ = ("_codec",)
+    __slots__ = ("_codec", "_pack", "_parsed")
 
     def __init__(
         self,
@@ -232,6 +244,9 @@ class MsgpackClientProtocol(ClientProtocol):
         codec: MsgpackCodec | None = None,
     ) -> None:
         self._codec = codec or MsgpackCodec()
+        self._pack = self._codec.pack_raw
+        # The packet receive_bytes parsed and handed to the general path (see _parse_message).
+        self._parsed: tuple[int, int, str, int | None, Any] | None = None
         super().__init__(
             auth=auth, json=json, max_payload=max_payload, clock=clock, namespace=namespace
         )
@@ -265,11 +280,29 @@ class MsgpackClientProtocol(ClientProtocol):
                 f"message of {len(data)} bytes exceeds max_payload {self._max_payload}"
             )
         self.last_seen = self._clock()
-        return self._on_message(data)
+        if self.state is _CLOSED:
+            return []
+        parsed = parse_packet(data, self._codec)
+        ptype, _, nsp, ack_id, payload = parsed
+        if self.state is _CONNECTED and nsp == self._nsp and type(payload) is list:
+            # The usual packets first: an ACK or an EVENT of the own namespace (what the
+            # general path makes of them too, and says what is wrong with the rest).
+            if ptype == _ACK:
+                if ack_id is not None:
+                    return [Ack(ack_id, payload)]
+            elif ptype == _EVENT and payload and type(payload[0]) is str:
+                return [Event(payload[0], payload[1:], ack_id, nsp)]
+        self._parsed = parsed
+        try:
+            return self._on_message(data)
+        finally:
+            self._parsed = None
 
     def _parse_message(self, data: str | bytes) -> tuple[int, int, str, int | None, Any]:
-        assert type(data) is bytes  # only receive_bytes hands packets over
-        return parse_packet(data, self._codec)
+        # receive_bytes parsed it already.
+        parsed = self._parsed
+        assert parsed is not None
+        return parsed
 
     def _packet_frames(self, packet: Packet) -> list[Frame]:
         return [(OP_BINARY, encode_packet(packet, self._codec))]
@@ -288,14 +321,21 @@ class MsgpackClientProtocol(ClientProtocol):
             self._check_other(nsp, "send an event")
         else:
             nsp = self._nsp
-            if self.state is not State.CONNECTED:
+            if self.state is not _CONNECTED:
                 raise RuntimeError(f"cannot send an event while {self.state.value}")
-        ack_id: int | None = self._next_ack_id if ack else None
-        fields: dict[str, Any] = {"type": _EVENT, "data": [name, *args], "nsp": nsp}
-        if ack_id is not None:
-            fields["id"] = ack_id
-        frames: list[Frame] = [(OP_BINARY, self._codec.pack(fields))]
-        self._check_size(frames)
+        if ack:
+            ack_id: int | None = self._next_ack_id
+            fields = {"type": _EVENT, "data": [name, *args], "nsp": nsp, "id": ack_id}
+        else:
+            ack_id = None
+            fields = {"type": _EVENT, "data": [name, *args], "nsp": nsp}
+        try:
+            payload = self._pack(fields)
+        except PACK_ERRORS as exc:
+            raise unserializable(exc) from None
+        frames: list[Frame] = [(OP_BINARY, payload)]
+        if len(payload) > self._server_max_payload:
+            self._check_size(frames)
         if ack_id is not None:
             self._next_ack_id = ack_id + 1 if ack_id < MAX_ACK_ID else 0
         return frames, ack_id
