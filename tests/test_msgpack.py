@@ -82,6 +82,20 @@ async def test_calls_and_events_with_binary_payloads(
         assert await binary == (bytes([0, 1, 2, 255]), {"nested": [b"hi"]})
 
 
+async def test_server_events_with_acks(
+    response: jrt.ConnectResponse, transport: TransportName
+) -> None:
+    async with session(response, transport) as s:
+        s.on("question", lambda *args: ["yes", *args])
+        s.on("silent", lambda *args: None)
+        answer = s.wait_for("answer", timeout=10)
+        await s.send("ask", "question", 1, b"\x09", {"b": [b"\x0a"]})
+        assert await answer == [["yes", 1, b"\x09", {"b": [b"\x0a"]}]]
+        answer = s.wait_for("answer", timeout=10)
+        await s.send("ask", "silent", 2)
+        assert await answer == []  # no answer: an acknowledgement without arguments
+
+
 async def test_extra_namespaces(response: jrt.ConnectResponse, transport: TransportName) -> None:
     async with session(response, transport) as s:
         admin = s.namespace("/admin", auth={"role": "admin"})

@@ -79,7 +79,8 @@ def _plain_json(data: list[Any]) -> tuple[list[Any], int, int]:
     Raises:
         TypeError: something in ``data`` cannot be serialized.
     """
-    frames = encode_packet(Packet(PacketType.EVENT, data), _STDLIB_JSON)
+    # As an ACK: its data may be any list (an event's and an acknowledgement's arguments).
+    frames = encode_packet(Packet(PacketType.ACK, data, 0), _STDLIB_JSON)
     # It takes no memoryview, and the caller may mutate its arguments once handed over.
     packet = decode_packet(frames[0][1][1:].decode(), _STDLIB_JSON)
     plain = reconstruct(packet.data, [payload for _, payload in frames[1:]])

@@ -3,8 +3,9 @@
     PORT=8080 python tests/backends/msgpack_backend.py
 
 ``AsyncServer(serializer="msgpack")``. Namespaces "/" and "/admin" answer ``whoami`` (with
-{nsp, sid, transport, auth}), ``echo``, ``describe``, ``push`` (name, *args), ``binary``,
-``malformed`` and ``kick`` like the Node twin; "/locked" refuses every CONNECT.
+{nsp, sid, transport, auth}), ``echo``, ``describe``, ``push`` (name, *args), ``ask`` (name,
+*args), ``binary``, ``malformed`` and ``kick`` like the Node twin; "/locked" refuses every
+CONNECT.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def serve(nsp: str) -> None:
     async def push(sid: str, name: str, *args: Any) -> None:
         await sio.emit(name, tuple(args), to=sid, namespace=nsp)
 
+    async def ask(sid: str, name: str, *args: Any) -> None:
+        async def answered(*answer: Any) -> None:
+            await sio.emit("answer", list(answer), to=sid, namespace=nsp)
+
+        await sio.emit(name, tuple(args), to=sid, namespace=nsp, callback=answered)
+
     async def binary(sid: str) -> None:
         payload = (bytes([0, 1, 2, 255]), {"nested": [b"hi"]})
         await sio.emit("binary", payload, to=sid, namespace=nsp)
@@ -64,6 +71,7 @@ def serve(nsp: str) -> None:
         ("echo", echo),
         ("describe", describe_args),
         ("push", push),
+        ("ask", ask),
         ("binary", binary),
         ("malformed", malformed),
         ("kick", kick),

@@ -9,6 +9,8 @@
 //   describe (...args), ack -> acknowledges with what the arguments are on this side, binary
 //                              values as "<binary n>" (so a test sees bytes arrive as bytes)
 //   push (name, ...args)    -> emits `name` with those arguments to the sender, on its namespace
+//   ask (name, ...args)     -> emits `name` with those arguments asking for an ack, then emits
+//                              "answer" with the list of the ack's arguments
 //   binary                  -> emits "binary" with a Buffer and a Buffer nested in an object
 //   undefined, ack          -> acknowledges with (undefined, {a: undefined, b: 1})
 //   malformed               -> writes a binary message that is not MessagePack on the sender's
@@ -56,6 +58,9 @@ function serve(nsp) {
       if (typeof ack === "function") ack(describe(args));
     });
     socket.on("push", (name, ...args) => socket.emit(name, ...args));
+    socket.on("ask", (name, ...args) =>
+      socket.emit(name, ...args, (...answer) => socket.emit("answer", answer)),
+    );
     socket.on("binary", () =>
       socket.emit("binary", Buffer.from([0, 1, 2, 255]), { nested: [Buffer.from("hi")] }),
     );
