@@ -183,6 +183,7 @@ def test_outbound_size_is_the_servers_max_payload() -> None:
         (b"\x92\x01\x02\x03", "not MessagePack"),  # trailing bytes
         (b"\x91", "not MessagePack"),  # truncated
         (b"\x81\x91\x01\x02", "not MessagePack"),  # an array as a map key
+        (b"\x91" * 5000 + b"\xc0", "not MessagePack"),  # nested deeper than msgpack allows
         ([2, ["x"], "/"], "not a MessagePack map"),
         ({"type": 5, "data": ["x"], "nsp": "/"}, "packet type"),
         ({"type": -1, "data": ["x"], "nsp": "/"}, "packet type"),
