@@ -1,8 +1,10 @@
 """``python -m benchmarks`` (``./run bench``): Socket.IO round trips, side by side.
 
 Clients: jamsocket_rt's Session, python-socketio's AsyncClient (its defaults) and Node's
-socket.io-client 4. Servers: the Node socket.io 4 server, python-socketio's AsyncServer, and the
-Node server behind the dev server's token proxy. Suites:
+socket.io-client 4; on the Node server also the Session with parser="msgpack" (against a twin
+of that server with socket.io-msgpack-parser, where msgpack is installed). Servers: the Node
+socket.io 4 server, python-socketio's AsyncServer, and the Node server behind the dev server's
+token proxy. Suites:
 
 - ``roundtrip``: sequential calls (p50, p99, msgs/s), pipelined calls (windows 1, 16, 64, 256)
   and event echo (``ping`` → ``pong``), with 64 B, 1 KiB and 16 KiB payloads, against the Node
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         type=_csv,
         default=runner.CLIENTS,
         help="comma-separated: jamsocket_rt, python-socketio, node, jamsocket_rt-plain "
-        "(jamsocket_rt on the asyncio loop with stdlib json) (default: the first three)",
+        "(jamsocket_rt on the asyncio loop with stdlib json), jamsocket_rt-msgpack "
+        "(parser msgpack, against the Node server with socket.io-msgpack-parser) "
+        "(default: the first three)",
     )
     parser.add_argument(
         "--targets",
@@ -76,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-plain",
         action="store_true",
         help="skip jamsocket_rt on the asyncio loop with stdlib json (measured on the Node server)",
+    )
+    parser.add_argument(
+        "--no-msgpack",
+        action="store_true",
+        help="skip jamsocket_rt with parser msgpack (measured on the Node server's msgpack twin)",
     )
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where to write (default: %(default)s)"
@@ -134,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.uvloop = False
     if args.no_plain:
         settings.plain_targets = ()
+    if args.no_msgpack:
+        settings.msgpack_targets = ()
 
     if args.from_json is not None:
         raw = json.loads(args.from_json.read_text())

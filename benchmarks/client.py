@@ -1,12 +1,13 @@
 """The Python clients of the benchmarks, one per process, driven by the runner.
 
     python -m benchmarks.client --client session|raw [--loop asyncio|uvloop]
-        [--json default|stdlib|orjson] SPEC_JSON
+        [--json default|stdlib|orjson] [--parser json|msgpack] SPEC_JSON
 
 ``session`` is a :class:`jamsocket_rt.Session` with its defaults (websocket transport, the
 default call timeout of 30 s); ``--json`` picks its JSON codec (default: orjson where
-installed). ``raw`` is python-socketio's ``AsyncClient()`` with its default settings, connected
-with ``transports=["websocket"]`` as every client in the benchmarks. ``--loop`` picks the event
+installed), ``--parser`` its Socket.IO parser (``msgpack`` needs a server that speaks it).
+``raw`` is python-socketio's ``AsyncClient()`` with its default settings, connected with
+``transports=["websocket"]`` as every client in the benchmarks. ``--loop`` picks the event
 loop.
 
 It speaks the same protocol as ``benchmarks/node/bench_client.js``. SPEC_JSON is an object:
@@ -47,7 +48,10 @@ import platform
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the raw client's processes never import jamsocket_rt
+    from jamsocket_rt.protocol.options import ParserName
 
 Call = Callable[[str, Any], Awaitable[Any]]
 Send = Callable[[str, Any], Awaitable[Any]]
@@ -212,7 +216,9 @@ class Opened:
         self.pongs = pongs
 
 
-def session_factory(json_choice: str) -> Callable[[dict[str, Any]], Any]:
+def session_factory(
+    json_choice: str, parser: ParserName = "json"
+) -> Callable[[dict[str, Any]], Any]:
     import jamsocket_rt as jrt
 
     transport_factory = None
@@ -231,13 +237,13 @@ def session_factory(json_choice: str) -> Callable[[dict[str, Any]], Any]:
         # As a program would: one ConnectResponse, parsed once, for every session it opens.
         if "response" not in parsed:
             parsed["response"] = jrt.ConnectResponse.from_dict(response)
-        return jrt.Session(parsed["response"], transport_factory=transport_factory)
+        return jrt.Session(parsed["response"], transport_factory=transport_factory, parser=parser)
 
     return make
 
 
-async def open_session(spec: dict[str, Any], json_choice: str) -> Opened:
-    session = session_factory(json_choice)(spec["response"])
+async def open_session(spec: dict[str, Any], json_choice: str, parser: ParserName) -> Opened:
+    session = session_factory(json_choice, parser)(spec["response"])
     pongs = Pongs()
     session.on("pong", pongs)
     await session.connect()
@@ -276,6 +282,7 @@ def versions(args: argparse.Namespace) -> dict[str, str]:
         "aiohttp",
         "orjson",
         "uvloop",
+        "msgpack",
     ):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[name] = importlib.metadata.version(name)
@@ -287,6 +294,7 @@ def versions(args: argparse.Namespace) -> dict[str, str]:
             if args.json == "default"
             else {"orjson": "OrjsonCodec", "stdlib": "StdlibJsonCodec"}[args.json]
         )
+        found["parser"] = args.parser
     else:
         found["json"] = "stdlib json (python-socketio's default)"
     return found
@@ -298,7 +306,9 @@ def emit(obj: dict[str, Any]) -> None:
 
 
 async def roundtrip(args: argparse.Namespace, spec: dict[str, Any]) -> None:
-    opened = await (open_session(spec, args.json) if args.client == "session" else open_raw(spec))
+    opened = await (
+        open_session(spec, args.json, args.parser) if args.client == "session" else open_raw(spec)
+    )
     try:
         if spec.get("warmup_first"):
             await pipelined(opened.call, payload_of(64), 64, spec["warmup_first"])
@@ -322,7 +332,7 @@ async def roundtrip(args: argparse.Namespace, spec: dict[str, Any]) -> None:
 async def many(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
     n = spec["sessions"]
     if args.client == "session":
-        make = session_factory(args.json)
+        make = session_factory(args.json, args.parser)
 
         async def open_one() -> tuple[Call, Callable[[], Awaitable[Any]]]:
             session = make(spec["response"])
@@ -404,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client", choices=("session", "raw"), required=True)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--json", choices=("default", "stdlib", "orjson"), default="default")
+    parser.add_argument("--parser", choices=("json", "msgpack"), default="json")
     parser.add_argument("spec")
     args = parser.parse_args(argv)
     if args.loop == "uvloop":

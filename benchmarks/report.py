@@ -463,6 +463,13 @@ def _versions_line(raw: Mapping[str, Any]) -> str:
         "the python-socketio server runs on "
         f"{'uvloop' if settings.get('uvloop_for_python_server') else 'the asyncio loop'}."
     )
+    msgpack = clients.get("jamsocket_rt-msgpack")
+    if msgpack is not None:
+        text += (
+            f' The msgpack column is the same Session with parser="msgpack" (msgpack '
+            f"{msgpack.get('msgpack', '?')}) against a second Node server that differs only by "
+            "socket.io-msgpack-parser."
+        )
     return text
 
 
@@ -496,6 +503,7 @@ def write_plot(raw: Mapping[str, Any], summary: Mapping[str, Any], path: Path) -
         "python-socketio": "#ff7f0e",
         "node": "#2ca02c",
         "jamsocket_rt-plain": "#9467bd",
+        "jamsocket_rt-msgpack": "#17becf",
     }
     figure, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     try:

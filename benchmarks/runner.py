@@ -41,6 +41,7 @@ CLIENT_LABELS = {
     "jamsocket_rt": "jamsocket_rt Session",
     "jamsocket_rt-plain": "jamsocket_rt Session (asyncio loop, stdlib json)",
     "jamsocket_rt-baseline": "jamsocket_rt Session of the baseline tree (--baseline)",
+    "jamsocket_rt-msgpack": "jamsocket_rt Session, parser msgpack",
     "python-socketio": "python-socketio AsyncClient",
     "node": "Node socket.io-client",
 }
@@ -68,6 +69,9 @@ class Settings:
     reps: dict[str, int] = field(default_factory=lambda: {"node": 7, "python": 5, "proxy": 3})
     #: Also measure jamsocket_rt on the asyncio loop with stdlib json (no extras), on these.
     plain_targets: tuple[str, ...] = ("node",)
+    #: Also measure jamsocket_rt with parser="msgpack" on these (against a twin of the target's
+    #: server that speaks socket.io-msgpack-parser), where msgpack is installed.
+    msgpack_targets: tuple[str, ...] = ("node",)
     duration: float = 0.3
     warmup: float = 0.05
     warmup_first: float = 0.5
@@ -125,6 +129,19 @@ def node_missing() -> str | None:
         if not (NODE_MODULES / package / "package.json").is_file():
             return f"{NODE_MODULES} lacks {package} (./run test installs it)"
     return None
+
+
+def msgpack_missing() -> str | None:
+    """Why jamsocket_rt cannot be measured with parser="msgpack" here, or None."""
+    if importlib.util.find_spec("msgpack") is None:
+        return "msgpack is not installed (pip install 'jamsocket_rt[msgpack]')"
+    if not (NODE_MODULES / "socket.io-msgpack-parser" / "package.json").is_file():
+        return f"{NODE_MODULES} lacks socket.io-msgpack-parser (./run test installs it)"
+    return None
+
+
+#: The client measured against a target's msgpack twin.
+MSGPACK_CLIENT = "jamsocket_rt-msgpack"
 
 
 # --------------------------------------------------------------------------- processes
@@ -229,6 +246,8 @@ class Target:
     url: str  # the origin
     path: str  # the Socket.IO path
     response: dict[str, Any]  # a ConnectResponse for the Session
+    #: The same server speaking socket.io-msgpack-parser, for MSGPACK_CLIENT (when started).
+    msgpack: Target | None = None
 
     def spec(self) -> dict[str, Any]:
         return {"url": self.url, "path": self.path, "response": self.response}
@@ -260,6 +279,12 @@ class Servers:
                 "the Node server",
                 ["node", str(NODE_DIR / "bench_server.js"), "--watch-stdin"],
                 {"PORT": "0", "BENCH_PATH": DIRECT_PATH},
+            )
+        if "node-msgpack" in names and "node-msgpack" not in started:
+            started["node-msgpack"] = self._start(
+                "the Node server with socket.io-msgpack-parser",
+                ["node", str(NODE_DIR / "bench_server.js"), "--watch-stdin"],
+                {"PORT": "0", "BENCH_PATH": DIRECT_PATH, "BENCH_PARSER": "msgpack"},
             )
         if "python" in names and "python" not in started:
             argv = [sys.executable, "-m", "benchmarks.servers", "socketio", "--path", DIRECT_PATH]
@@ -305,6 +330,9 @@ class Servers:
             target = self._proxy(child)
         else:
             target = self._direct(name, _port_of(child.readline(30), child.name))
+        twin = self._started.get(f"{name}-msgpack")
+        if twin is not None:
+            target.msgpack = self._direct(twin.name, _port_of(twin.readline(30), twin.name))
         self.targets[name] = target
         return target
 
@@ -364,6 +392,9 @@ def client_argv(client: str, settings: Settings, spec: dict[str, Any]) -> list[s
             "--loop",
             "uvloop" if settings.uvloop and have_uvloop() else "asyncio",
         ]
+    elif client == MSGPACK_CLIENT:
+        loop = "uvloop" if settings.uvloop and have_uvloop() else "asyncio"
+        argv += ["--client", "session", "--loop", loop, "--parser", "msgpack"]
     elif client == "jamsocket_rt-plain":
         argv += ["--client", "session", "--loop", "asyncio", "--json", "stdlib"]
     elif client == "python-socketio":
@@ -386,6 +417,7 @@ def run_roundtrip(
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Every scenario, ``reps`` times, for each client: ``{scenario: {client: [result]}}``."""
     spec = {"mode": "roundtrip", **target.spec(), "warmup_first": settings.warmup_first}
+    msgpack_spec = spec if target.msgpack is None else {**spec, **target.msgpack.spec()}
     plan = scenarios(settings)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         s["id"]: {c: [] for c in clients} for s in plan
@@ -394,8 +426,11 @@ def run_roundtrip(
     live: list[str] = []
     try:
         for client in clients:  # all at once: their start-ups overlap
+            if client == MSGPACK_CLIENT and target.msgpack is None:
+                continue  # reported below as not started
+            own = msgpack_spec if client == MSGPACK_CLIENT else spec
             with contextlib.suppress(OSError):
-                children[client] = Child(client, client_argv(client, settings, spec))
+                children[client] = Child(client, client_argv(client, settings, own))
         for client in clients:
             try:
                 if client not in children:
@@ -536,6 +571,15 @@ def run(settings: Settings) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     if missing_node:
         skipped["node"] = missing_node
+    # jamsocket_rt with parser="msgpack" is a column of the round trips of msgpack_targets
+    # (beside jamsocket_rt, or alone when asked for by name), never a client of its own.
+    asked_msgpack = MSGPACK_CLIENT in clients
+    if asked_msgpack:
+        clients.remove(MSGPACK_CLIENT)
+    missing_msgpack = missing_node or msgpack_missing()
+    msgpack_targets = () if missing_msgpack else settings.msgpack_targets
+    if missing_msgpack and settings.msgpack_targets:
+        skipped[MSGPACK_CLIENT] = missing_msgpack
     raw: dict[str, Any] = {
         "settings": {
             "suites": list(settings.suites),
@@ -571,6 +615,7 @@ def run(settings: Settings) -> dict[str, Any]:
             [
                 *targets,
                 *(["node" if not missing_node else "python"] if "many" in settings.suites else []),
+                *(f"{t}-msgpack" for t in targets if t in msgpack_targets),
             ]
         )
         for name in targets:
@@ -578,6 +623,9 @@ def run(settings: Settings) -> dict[str, Any]:
             target_clients = list(clients)
             if name in settings.plain_targets and "jamsocket_rt" in clients:
                 target_clients.insert(1, "jamsocket_rt-plain")
+            if name in msgpack_targets and ("jamsocket_rt" in clients or asked_msgpack):
+                after = target_clients.index("jamsocket_rt") + 1 if "jamsocket_rt" in clients else 0
+                target_clients.insert(after, MSGPACK_CLIENT)
             raw["roundtrip_clients"][name] = target_clients
             raw["roundtrip"][name] = run_roundtrip(
                 settings, found.target(name), target_clients, client_versions

@@ -44,8 +44,10 @@ def test_quick_run_measures_every_row(tmp_path: Path, require_node: str) -> None
     for target, by_scenario in document["roundtrip"].items():
         assert len(by_scenario) == 18, target
         for scenario, by_client in by_scenario.items():
-            # On the Node server, jamsocket_rt without its extras too (asyncio, stdlib json).
-            expected = {*CLIENTS, "jamsocket_rt-plain"} if target == "node" else set(CLIENTS)
+            # On the Node server, jamsocket_rt without its extras too (asyncio, stdlib json),
+            # and with parser="msgpack" (against the Node server's socket.io-msgpack-parser twin).
+            node_extra = {"jamsocket_rt-plain", "jamsocket_rt-msgpack"}
+            expected = {*CLIENTS, *node_extra} if target == "node" else set(CLIENTS)
             assert set(by_client) == expected, (target, scenario)
             for client, runs in by_client.items():
                 assert runs, (target, scenario, client)

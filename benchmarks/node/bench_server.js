@@ -5,7 +5,8 @@
 //   PORT=0 BENCH_PATH=/bench/socket.io/ node benchmarks/node/bench_server.js [--watch-stdin]
 //
 // PORT is required (0 picks a free port); BENCH_PATH is the Socket.IO path (default
-// /socket.io/, as a session backend behind the dev server's token proxy serves it). Prints
+// /socket.io/, as a session backend behind the dev server's token proxy serves it);
+// BENCH_PARSER=msgpack makes it speak socket.io-msgpack-parser (default: socket.io's JSON). Prints
 // "listening on PORT" once. With --watch-stdin it exits when its standard input closes (the
 // benchmark runner that started it is gone). Node modules are looked up in tests/node.
 "use strict";
@@ -31,6 +32,9 @@ const io = new Server(httpServer, {
   path: process.env.BENCH_PATH || "/socket.io/",
   maxHttpBufferSize: 64 * 1024 * 1024,
   // socket.io's own defaults otherwise (per-message deflate off, ping 25 s / 20 s).
+  ...(process.env.BENCH_PARSER === "msgpack"
+    ? { parser: require(path.join(NODE_MODULES, "socket.io-msgpack-parser")) }
+    : {}),
 });
 
 io.on("connection", (socket) => {

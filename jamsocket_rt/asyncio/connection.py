@@ -135,6 +135,7 @@ class Connection:
             namespace=self._root.name,
             query=options.query,
             recovery=self._root._recovery,
+            parser=options.parser,
         )
 
     async def open(self, response: ConnectResponse) -> Transport:

@@ -17,6 +17,7 @@ import attrs
 from attrs import field, frozen
 
 from .events import DEFAULT_NAMESPACE
+from .msgpack import load_msgpack
 from .proxy import ProxySetting, parse_proxy
 from .session import check_event_name
 from .socketio import check_namespace
@@ -156,6 +157,8 @@ def _check_proxy(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _check_parser(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in PARSERS:
         raise ValueError(f"parser: expected one of {PARSERS}, got {value!r}")
+    if value == "msgpack":
+        load_msgpack()  # at construction, not at the first connect
 
 
 def _check_attempts(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -212,6 +215,8 @@ class SessionOptions:
 
     Raises:
         ValueError: a value is out of range (the message starts with the option's name).
+        ConfigurationError: ``parser="msgpack"`` without the ``msgpack`` package (a
+            ValueError too).
         TypeError: an unknown option.
     """
 

@@ -308,7 +308,7 @@ def decode_packet(text: str, json: JsonCodec | None = None) -> Packet:
     )
 
 
-def _check_payload(ptype: int, data: Any, ack_id: int | None, text: str) -> None:
+def _check_payload(ptype: int, data: Any, ack_id: int | None, text: str | bytes) -> None:
     if ptype == 2 or ptype == 5:
         if not isinstance(data, list) or not data or not _is_event_name(data[0]):
             raise ProtocolError(f"EVENT data is not [name, ...args]: {excerpt(text)}")

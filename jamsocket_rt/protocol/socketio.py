@@ -85,7 +85,6 @@ _CLOSED = State.CLOSED
 _NO_OTHERS: dict[str, NamespaceState] = {}
 
 _PONG = (OP_TEXT, b"3")
-_DISCONNECT = (OP_TEXT, b"41")
 
 
 class ClientProtocol(EngineState):
@@ -208,14 +207,23 @@ class ClientProtocol(EngineState):
         other = self._others.pop(nsp, None)
         if other is None or other.state is not _CONNECTED or self.state is _CLOSED:
             return []
-        return [(OP_TEXT, f"41{nsp},".encode())]
+        return self._packet_frames(Packet(PacketType.DISCONNECT, namespace=nsp))
 
     def _send_connect(self, nsp: str, other: NamespaceState) -> None:
         other.state = _CONNECTING
         auth = other.auth if other.recovery is None else other.recovery.connect_payload(other.auth)
-        self._outgoing.extend(
-            encode_packet(Packet(PacketType.CONNECT, auth, namespace=nsp), self._json)
-        )
+        self._outgoing.extend(self._packet_frames(Packet(PacketType.CONNECT, auth, namespace=nsp)))
+
+    def _packet_frames(self, packet: Packet) -> list[Frame]:
+        """The frames of a packet off the per-message paths (the parser's seam: see
+        :class:`~jamsocket_rt.protocol.msgpack.MsgpackClientProtocol`)."""
+        return encode_packet(packet, self._json)
+
+    def _parse_message(self, data: str | bytes) -> tuple[int, int, str, int | None, Any]:
+        """(type, attachments, namespace, ack id, data or _NO_DATA) of a MESSAGE off the fast
+        path (the parser's seam, as :meth:`_packet_frames`)."""
+        assert type(data) is str
+        return _parse(data, 1, self._loads)
 
     # ----------------------------------------------------------------------- receiving
 
@@ -321,18 +329,18 @@ class ClientProtocol(EngineState):
         recovery = self._recovery
         auth = self._auth if recovery is None else recovery.connect_payload(self._auth)
         self._outgoing.extend(
-            encode_packet(Packet(PacketType.CONNECT, auth, namespace=self._nsp), self._json)
+            self._packet_frames(Packet(PacketType.CONNECT, auth, namespace=self._nsp))
         )
         for nsp, other in self._others.items():
             self._send_connect(nsp, other)
 
-    def _on_message(self, data: str) -> list[ProtocolEvent]:
+    def _on_message(self, data: str | bytes) -> list[ProtocolEvent]:
         state = self.state
         if state is not _CONNECTED and state is not _CONNECTING:
             if state is _CLOSED:
                 return []
             raise ProtocolError("Engine.IO MESSAGE before OPEN")
-        ptype, attachments, namespace, ack_id, payload = _parse(data, 1, self._loads)
+        ptype, attachments, namespace, ack_id, payload = self._parse_message(data)
         other: NamespaceState | None = None
         if namespace != self._nsp:
             other = self._others.get(namespace)
@@ -394,7 +402,7 @@ class ClientProtocol(EngineState):
         return [Ack(ack_id, payload)]
 
     def _on_connect_answer(
-        self, ptype: int, payload: Any, data: str, nsp: str, other: NamespaceState | None
+        self, ptype: int, payload: Any, data: str | bytes, nsp: str, other: NamespaceState | None
     ) -> list[ProtocolEvent]:
         if ptype == 0:
             sid = payload.get("sid") if isinstance(payload, dict) else None
@@ -485,7 +493,7 @@ class ClientProtocol(EngineState):
         elif self.state is not _CONNECTED:
             raise RuntimeError(f"cannot acknowledge while {self.state.value}")
         packet = Packet(PacketType.ACK, list(args), ack_id, namespace=nsp or self._nsp)
-        frames = encode_packet(packet, self._json)
+        frames = self._packet_frames(packet)
         self._check_size(frames)
         return frames
 
@@ -495,15 +503,14 @@ class ClientProtocol(EngineState):
         self.state = _CLOSED
         self._binary = None
         frames: list[Frame] = [
-            (OP_TEXT, f"41{nsp},".encode())
+            frame
             for nsp, other in self._others.items()
             if was_connected and other.state is _CONNECTED
+            for frame in self._packet_frames(Packet(PacketType.DISCONNECT, namespace=nsp))
         ]
         self._others = _NO_OTHERS
         if was_connected:
-            frames.append(
-                _DISCONNECT if not self._prefix else (OP_TEXT, f"41{self._prefix}".encode())
-            )
+            frames += self._packet_frames(Packet(PacketType.DISCONNECT, namespace=self._nsp))
         return frames
 
     def _check_size(self, frames: list[Frame]) -> None:

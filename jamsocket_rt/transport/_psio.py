@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 from typing import Any
 
 import aiohttp
 import engineio
 import socketio
 
+from ..protocol.msgpack import ext_hook
 from ..protocol.trace import Direction
 from ._trace import DEBUG, WIRE, trace_packet
 from .base import ConnectTarget
@@ -93,6 +95,27 @@ class AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
         await super()._handle_event(namespace, id, data)
 
 
+@functools.cache
+def msgpack_packet_class() -> Any:
+    """python-socketio's msgpack packet as socket.io-msgpack-parser's peers expect it.
+
+    It reads notepack.io's extension types as :func:`jamsocket_rt.protocol.msgpack.ext_hook`
+    says (Node's ``undefined`` becomes None), and writes no ``data`` where a packet has none:
+    python-socketio writes nil, which the Node parser refuses in a CONNECT or a DISCONNECT
+    (and then closes the connection).
+    """
+    from socketio.msgpack_packet import MsgPackPacket
+
+    class Packet(MsgPackPacket.configure(ext_hook=ext_hook)):  # type: ignore[misc]
+        def _to_dict(self) -> dict[str, Any]:
+            fields: dict[str, Any] = super()._to_dict()
+            if fields["data"] is None:
+                del fields["data"]
+            return fields
+
+    return Packet
+
+
 async def disconnect(client: Any) -> None:
     """Disconnects politely but promptly, and waits until python-engineio's tasks are done.
 
@@ -104,7 +127,7 @@ async def disconnect(client: Any) -> None:
     eio = client.eio
     if eio.state == "connected":
         for nsp in list(client.namespaces) or ["/"]:
-            packet = socketio.packet.Packet(socketio.packet.DISCONNECT, namespace=nsp)
+            packet = client.packet_class(socketio.packet.DISCONNECT, namespace=nsp)
             await eio.send(packet.encode())
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(eio.queue.join(), CLOSE_TIMEOUT)

@@ -53,6 +53,8 @@ class ConnectTarget:
         recovery: that namespace's connection state recovery, kept across connections by its
             owner (see :mod:`jamsocket_rt.protocol.recovery`); a transport that cannot recover
             calls its ``forget()``.
+        parser: the server's Socket.IO parser: "json" (socket.io's default) or "msgpack"
+            (socket.io-msgpack-parser).
     """
 
     origin: str
@@ -67,6 +69,7 @@ class ConnectTarget:
     namespace: str = "/"
     query: Mapping[str, str] = field(factory=dict, repr=False)
     recovery: Recovery | None = field(default=None, repr=False, eq=False)
+    parser: str = "json"
 
 
 class TransportListener(Protocol):

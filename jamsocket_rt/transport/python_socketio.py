@@ -37,6 +37,7 @@ import socketio
 
 from .._errors import TokenExpired
 from ..protocol.events import ConnectError
+from ..protocol.msgpack import MsgpackCodec
 from ..protocol.packets import (
     Packet,
     PacketType,
@@ -63,6 +64,7 @@ from ._psio import (
     ack_wanted,
     disconnect,
     is_gone,
+    msgpack_packet_class,
     network_cause,
 )
 from ._trace import DEBUG, WIRE, trace_connect
@@ -81,6 +83,34 @@ __all__ = ["PythonSocketIOTransport"]
 
 # python-socketio serializes with the standard library's json: check arguments the same way.
 _STDLIB_JSON = StdlibJsonCodec()
+
+
+def _plain_json(data: list[Any]) -> tuple[list[Any], int, int]:
+    """``data`` checked and copied as python-socketio's JSON parser carries it.
+
+    Returns:
+        (the copy, in the types python-socketio knows, its encoded size, Engine.IO packets).
+
+    Raises:
+        TypeError: something in ``data`` cannot be serialized.
+    """
+    # As an ACK: its data may be any list (an event's and an acknowledgement's arguments).
+    frames = encode_packet(Packet(PacketType.ACK, data, 0), _STDLIB_JSON)
+    # It takes no memoryview, and the caller may mutate its arguments once handed over.
+    packet = decode_packet(frames[0][1][1:].decode(), _STDLIB_JSON)
+    plain = reconstruct(packet.data, [payload for _, payload in frames[1:]])
+    return plain, sum(len(payload) for _, payload in frames), len(frames)
+
+
+def _plain_msgpack(codec: MsgpackCodec) -> Callable[[list[Any]], tuple[list[Any], int, int]]:
+    """:func:`_plain_json` for socket.io-msgpack-parser (one binary message per packet)."""
+
+    def plain(data: list[Any]) -> tuple[list[Any], int, int]:
+        encoded = codec.pack(data)
+        copy: list[Any] = codec.unpack(encoded)
+        return copy, len(encoded), 1
+
+    return plain
 
 
 class PythonSocketIOTransport(TransportCore):
@@ -119,6 +149,7 @@ class PythonSocketIOTransport(TransportCore):
         self._shutdown_task: asyncio.Task[None] | None = None
         self._nsp = "/"
         self._where = ""
+        self._plain: Callable[[list[Any]], tuple[list[Any], int, int]] = _plain_json
 
     # ----------------------------------------------------------------------- connect
 
@@ -160,7 +191,10 @@ class PythonSocketIOTransport(TransportCore):
             request_timeout=max(5.0, target.connect_timeout + 1.0),
             websocket_extra_options={"max_msg_size": target.max_payload},
             http_session=new_http_session,
+            serializer=msgpack_packet_class() if target.parser == "msgpack" else "default",
         )
+        if target.parser == "msgpack":
+            self._plain = _plain_msgpack(MsgpackCodec())
         self._nsp = target.namespace
         self._where = host
         client.eio.target = target
@@ -240,7 +274,7 @@ class PythonSocketIOTransport(TransportCore):
 
         def send(ack_args: Sequence[Any]) -> None:
             # Refuse what python-socketio could not send, while the caller can still react.
-            encode_packet(Packet(PacketType.ACK, list(ack_args), 0), _STDLIB_JSON)
+            self._plain(list(ack_args))
             if not answer.done():
                 answer.set_result(list(ack_args))
 
@@ -355,16 +389,12 @@ class PythonSocketIOTransport(TransportCore):
             ConnectionError: the transport is not connected.
         """
         self._check_can_send()
-        frames = encode_packet(Packet(PacketType.EVENT, [event, *args]), _STDLIB_JSON)
-        size = sum(len(payload) for _, payload in frames)
-        # Hand python-socketio what we checked, in types it knows: it takes no memoryview,
-        # and the caller may mutate its arguments after emit() returns.
-        packet = decode_packet(frames[0][1][1:].decode(), _STDLIB_JSON)
-        plain = reconstruct(packet.data, [payload for _, payload in frames[1:]])
+        # Hand python-socketio what we checked, in types it knows.
+        plain, size, count = self._plain([event, *args])
         namespace = self._nsp if nsp is None else nsp
         if namespace != self._nsp and namespace not in self._client.namespaces:
             raise ConnectionError(f"namespace {namespace!r} is not connected")
-        self._queue.append((event, tuple(plain[1:]), on_ack, size, len(frames), namespace))
+        self._queue.append((event, tuple(plain[1:]), on_ack, size, count, namespace))
         self._unwritten += size
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():

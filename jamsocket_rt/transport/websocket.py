@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.engineio import ProtocolError, excerpt
+from ..protocol.msgpack import MsgpackClientProtocol
 from ..protocol.packets import JsonCodec
 from ..protocol.recovery import Recovery
 from ..protocol.socketio import (
@@ -155,7 +156,7 @@ class WebSocketTransport(WebSocketConnection):
         # asyncio's own loops tell time with time.monotonic(): the same clock, called directly
         # (the protocol reads it for every message).
         clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
-        self._proto = ClientProtocol(
+        self._proto = (MsgpackClientProtocol if target.parser == "msgpack" else ClientProtocol)(
             auth=target.auth,
             json=self._json,
             max_payload=target.max_payload,
