@@ -374,3 +374,20 @@ def test_a_missing_msgpack_is_a_clear_error_at_construction(
     # JSON needs nothing of it.
     jrt.SessionOptions(parser="json")
     assert threading.active_count() == threads  # nothing was started
+
+
+def test_the_wire_trace_describes_msgpack_packets() -> None:
+    from jamsocket_rt.protocol.msgpack import describe_packet
+    from jamsocket_rt.protocol.packets import Packet, PacketType
+    from jamsocket_rt.protocol.trace import trace_line
+
+    codec = MsgpackCodec()
+    event = encode_packet(Packet(PacketType.EVENT, ["move", 1, b"\x00"], 7, "/game"), codec)
+    line = trace_line("out", describe_packet(event))
+    assert "EVENT" in line
+    assert "nsp=/game" in line
+    assert "event='move'" in line
+    assert "ack=7" in line
+    connect = encode_packet(Packet(PacketType.CONNECT, {"token": "s3cret"}), codec)
+    assert "s3cret" not in trace_line("out", describe_packet(connect))
+    assert describe_packet(b"\xc1 not msgpack").kind == "binary"

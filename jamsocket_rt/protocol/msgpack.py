@@ -47,6 +47,7 @@ from .packets import (
 )
 from .recovery import Recovery
 from .socketio import Ack, ClientProtocol, Event, ProtocolEvent
+from .trace import EXCERPT_LIMIT, FrameSummary
 
 __all__ = [
     "INSTALL_HINT",
@@ -195,6 +196,30 @@ def decode_packet(data: bytes, codec: MsgpackCodec | None = None) -> Packet:
     ptype, _, nsp, ack_id, payload = parse_packet(data, codec or MsgpackCodec())
     _check_payload(ptype, payload, ack_id, data)
     return Packet(PacketType(ptype), None if payload is _NO_DATA else payload, ack_id, nsp)
+
+
+def describe_packet(data: bytes, limit: int = EXCERPT_LIMIT) -> FrameSummary:
+    """The wire trace's summary of one msgpack Socket.IO packet (never raises).
+
+    Args:
+        data: the binary message.
+        limit: the longest payload excerpt, in characters.
+    """
+    try:
+        packet = decode_packet(data)
+    except (ProtocolError, ImportError):
+        return FrameSummary(kind="binary", size=len(data))
+    kind = packet.type.name
+    payload = packet.data
+    event = None
+    if packet.type is PacketType.EVENT and isinstance(payload, list) and payload:
+        event, payload = str(payload[0]), payload[1:]
+    excerpt = "<redacted>" if packet.type is PacketType.CONNECT else repr(payload)
+    if len(excerpt) > limit:
+        excerpt = excerpt[:limit] + f"…(+{len(excerpt) - limit})"
+    return FrameSummary(
+        kind=kind, size=len(data), nsp=packet.namespace, event=event, ack=packet.id, excerpt=excerpt
+    )
 
 
 def encode_packet(packet: Packet, codec: MsgpackCodec) -> bytes:

@@ -12,7 +12,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from ..protocol.trace import Direction, describe_binary, describe_frame, trace_line
+from ..protocol.trace import (
+    Direction,
+    FrameSummary,
+    describe_binary,
+    describe_frame,
+    trace_line,
+)
 from ..protocol.websocket import Close, Ping
 from ._common import redact
 from .base import ConnectTarget
@@ -39,13 +45,23 @@ def trace_connect(url: str, target: ConnectTarget) -> None:
     _log(f"connect {base} query keys: {keys}", target)
 
 
+def _describe_bytes(payload: bytes | bytearray, target: ConnectTarget | None) -> FrameSummary:
+    # With the msgpack parser a binary message is a whole Socket.IO packet; with JSON, an
+    # attachment (its bytes are the user's: only the size is shown).
+    if target is not None and target.parser == "msgpack":
+        from ..protocol.msgpack import describe_packet
+
+        return describe_packet(bytes(payload))
+    return describe_binary(len(payload))
+
+
 def trace_frames(frames: Iterable[tuple[int, bytes]], target: ConnectTarget | None) -> None:
     """Logs websocket frames written to the server: (opcode, payload) pairs."""
     for opcode, payload in frames:
         if opcode == _TEXT:
             summary = describe_frame(payload)
         elif opcode == _BINARY:
-            summary = describe_binary(len(payload))
+            summary = _describe_bytes(payload, target)
         else:
             summary = describe_binary(len(payload), _CONTROL.get(opcode, f"opcode {opcode}"))
         _log(trace_line("out", summary), target)
@@ -57,7 +73,7 @@ def trace_messages(messages: Iterable[Any], target: ConnectTarget | None) -> Non
         if isinstance(message, str):
             summary = describe_frame(message)
         elif isinstance(message, (bytes, bytearray)):
-            summary = describe_binary(len(message))
+            summary = _describe_bytes(message, target)
         elif isinstance(message, Ping):
             summary = describe_binary(len(message.payload), "WS_PING")
         elif isinstance(message, Close):
