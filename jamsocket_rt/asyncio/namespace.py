@@ -30,7 +30,7 @@ from ..protocol.session import (
 from ..transport._timers import CoarseTimers, coarse_timers
 from ..transport.base import AckResponder, Transport
 from ._calls import _Call, _Default
-from ._handlers import ANY_EVENT, Dispatcher
+from ._handlers import ANY_EVENT, Dispatcher, current_loop
 from ._util import timeout as _timeout
 from .stream import EventStream
 
@@ -172,6 +172,8 @@ class Namespace(Dispatcher):
         check_event_name(event)
         if self._closed or self._failure is not None:
             self._check_usable()  # raises
+        if self._loop is not None and current_loop() is not self._loop:
+            self._wrong_loop(current_loop())
         wire = to_wire(args)
         transport = self._connection.transport
         if transport is not None and transport.connected and self._joined and not self._outbox:
@@ -228,7 +230,7 @@ class Namespace(Dispatcher):
         if self._closed or self._failure is not None:
             self._check_usable()  # raises
         wire = to_wire(args)
-        loop = self._loop or self._loop_or_raise()
+        loop = self._own_loop()
         effective = self._call_timeout if isinstance(timeout, _Default) else timeout
         future: asyncio.Future[Any] = loop.create_future()
         # A call that may be sent again keeps a copy: the caller may change its arguments.
@@ -289,7 +291,7 @@ class Namespace(Dispatcher):
             InvalidResponse: the payload does not fit ``type`` (fields named).
         """
         self._check_usable()
-        future: asyncio.Future[Any] = self._loop_or_raise().create_future()
+        future: asyncio.Future[Any] = self._own_loop().create_future()
         self._waiters.setdefault(event, []).append(future)
         return self._await_event(event, future, timeout, type)
 
