@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import engineio
 import socketio
 
 from .._errors import TokenExpired
@@ -59,9 +58,9 @@ from ._common import (
 )
 from ._psio import (
     MAX_PACKETS_PER_BATCH,
-    MAX_PACKETS_PER_POLL,
     AsyncClient,
     ack_wanted,
+    allow_large_polls,
     disconnect,
     is_gone,
     msgpack_packet_class,
@@ -166,8 +165,7 @@ class PythonSocketIOTransport(TransportCore):
         if target.recovery is not None:
             target.recovery.forget()
         host = host_of(target)
-        if engineio.payload.Payload.max_decode_packets < MAX_PACKETS_PER_POLL:
-            engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
+        allow_large_polls()
         ssl_context = target.ssl if isinstance(target.ssl, _ssl.SSLContext) else None
         through = proxy_for(target.origin, target.proxy)  # one origin: one proxy for all
         proxy = None if through is None else through.url
