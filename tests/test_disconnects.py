@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import jamsocket_rt as jrt
+from jamsocket_rt._errors import TransportBroke, disconnect_reason
 from jamsocket_rt.dev import BackgroundDevServer, DevServer
 from tests.helpers.faultproxy import FaultProxy, port_of, through
 from tests.helpers.polling import eventually, eventually_sync
@@ -262,3 +263,44 @@ async def test_the_attempt_count_starts_again_after_a_reconnect(
         # Two failed attempts in all, never two in a row: still alive.
         assert drops.failures == []
         assert await s.call("echo", "alive") == "alive"
+
+
+# --------------------------------------------------------------------------- without a network
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ConnectionAbortedError("the server ended the connection"), "io server disconnect"),
+        (TimeoutError("no ping from the server for 0.4 s"), "ping timeout"),
+        (jrt.ProtocolError("undecodable data"), "parse error"),
+        (ConnectionResetError("the connection was closed"), "transport close"),
+        (TransportBroke("the connection failed: OSError: boom"), "transport error"),
+        (RuntimeError("sending failed"), "transport error"),
+        (None, "transport close"),
+    ],
+)
+def test_each_transport_loss_has_its_reason(error: BaseException | None, reason: str) -> None:
+    assert disconnect_reason(error) == reason
+    told = jrt.Disconnected.of(error)
+    assert told.reason == reason
+    assert told.__cause__ is error
+    assert reason in str(told)
+    if error is not None:
+        assert str(error) in str(told), "the transport's words are kept"
+    assert isinstance(told, TimeoutError) == (reason == "ping timeout")
+    assert jrt.Disconnected.of(told) is told
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+def test_reconnect_attempts_must_be_a_positive_integer(bad: Any) -> None:
+    with pytest.raises(ValueError, match=r"reconnect_attempts: expected a positive integer"):
+        jrt.SessionOptions(reconnect_attempts=bad)
+    with pytest.raises(ValueError, match=r"reconnect_attempts: expected a positive integer"):
+        jrt.Session(connect=_never_called, reconnect_attempts=bad)
+
+
+async def _never_called() -> jrt.ConnectResponse:
+    raise AssertionError("not called")  # pragma: no cover

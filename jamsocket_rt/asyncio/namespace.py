@@ -305,7 +305,8 @@ class Namespace(Dispatcher):
         :class:`~jamsocket_rt.Disconnected` whose ``reason`` says why in socket.io-client's
         words ("io server disconnect", "io client disconnect" for ``close()``, "ping timeout",
         "transport close", "transport error", "parse error"); its ``__cause__`` is the
-        transport's error, if any."""
+        transport's error, if any. (For ``close()``, which ends the Session's tasks, only
+        plain functions run: a coroutine callback is not awaited.)"""
         return self._hook("disconnect", callback)
 
     def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
