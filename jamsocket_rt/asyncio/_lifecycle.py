@@ -182,7 +182,7 @@ class SessionCore(Namespace, BackendWatch):
         elif action is Action.GIVE_UP:
             assert error is not None
             gave_up = ReconnectFailed(self._failed_attempts, error)
-            logger.warning("%s", gave_up)
+            logger.info("%s", gave_up)
             self._fail_everywhere(gave_up)
             self._fire("error", gave_up)
         elif action is Action.RAISE:
