@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConnectionLost, JamsocketError, SessionClosed
+from .._errors import ConnectionLost, Disconnected, JamsocketError, SessionClosed
 from ..protocol.options import Auth
 from ..protocol.recovery import Recovery
 from ..protocol.session import (
@@ -332,7 +332,12 @@ class Namespace(Dispatcher):
         return stream
 
     def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
-        """Call ``callback(error)`` when the connection drops (error: why, when known)."""
+        """Call ``callback(error)`` when the connection ends: ``error`` is a
+        :class:`~jamsocket_rt.Disconnected` whose ``reason`` says why in socket.io-client's
+        words ("io server disconnect", "io client disconnect" for ``close()``, "ping timeout",
+        "transport close", "transport error", "parse error"); its ``__cause__`` is the
+        transport's error, if any. (For ``close()``, which ends the Session's tasks, only
+        plain functions run: a coroutine callback is not awaited.)"""
         return self._hook("disconnect", callback)
 
     def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
@@ -456,7 +461,7 @@ class Namespace(Dispatcher):
         self._joined = False
         self._set_aside()
         error = ConnectionAbortedError(f"the server disconnected namespace {self.name!r}")
-        self._fire("disconnect", error)
+        self._fire("disconnect", Disconnected.of(error, "io server disconnect"))
         lost = ConnectionLost(f"the server disconnected namespace {self.name!r} ({reason})")
         self._failure = lost
         self._fail_unanswered(lost)
@@ -494,6 +499,8 @@ class Namespace(Dispatcher):
         """
         if self._closed:
             return
+        if self.connected:
+            self._fire("disconnect", Disconnected.of(None, "io client disconnect"))
         self._closed = True
         self._joined = False
         self._fail_all(SessionClosed("the namespace was closed"))

@@ -298,7 +298,8 @@ class Worker:
         ready_at: list[float] = []
 
         def on_disconnect(error: BaseException | None) -> None:
-            counts.disconnects += 1
+            if getattr(error, "reason", None) != "io client disconnect":  # (not our close())
+                counts.disconnects += 1
 
         def on_reconnect() -> None:
             counts.reconnects += 1

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import socketio
 
-from .._errors import TokenExpired
+from .._errors import TokenExpired, TransportBroke
 from ..protocol.events import ConnectError
 from ..protocol.msgpack import MsgpackCodec
 from ..protocol.packets import (
@@ -294,6 +294,8 @@ class PythonSocketIOTransport(TransportCore):
             error: BaseException = ConnectionAbortedError(
                 "the server ended the connection (io server disconnect)"
             )
+        elif reason == socketio.AsyncClient.reason.TRANSPORT_ERROR:
+            error = TransportBroke(f"the connection was lost ({reason})")
         else:
             error = ConnectionResetError(f"the connection was lost ({reason})")
         self._lose(error)
@@ -419,7 +421,7 @@ class PythonSocketIOTransport(TransportCore):
                 # python-engineio queues what emit handed over; wait until it is written.
                 await client.eio.queue.join()
             except Exception as exc:  # noqa: BLE001 (python-socketio fails in many shapes)
-                self._lose(ConnectionResetError(f"sending failed: {type(exc).__name__}: {exc}"))
+                self._lose(TransportBroke(f"sending failed: {type(exc).__name__}: {exc}"))
                 return
             self._unwritten -= handed_over
             drained = self._drained
