@@ -179,6 +179,9 @@ class SessionCore(Namespace, BackendWatch):
         elif action is Action.FAIL:
             assert isinstance(error, JamsocketError)
             self._fail_everywhere(error)
+        elif action is Action.REPORT:
+            assert error is not None
+            self._fire("error", error)
         elif action is Action.GIVE_UP:
             assert error is not None
             gave_up = ReconnectFailed(self._failed_attempts, error)

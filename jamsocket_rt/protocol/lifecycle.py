@@ -107,6 +107,7 @@ class Action(enum.Enum):
     RENEW = "renew"  # ask the connect callable for a fresh token -> RENEWED
     FAIL = "fail"  # every waiting call, wait_for and stream fails; later uses raise
     GIVE_UP = "give_up"  # FAIL with ReconnectFailed (attempts, last error), and on_error
+    REPORT = "report"  # on_error hears what ended the session in the background (no caller)
     RAISE = "raise"  # connect() raises what happened (the first connection only)
     END = "end"  # the backend ended: on_terminated hooks, fail everything, drop the connection
     CLOSE = "close"  # release everything: tasks, connection, status watcher
@@ -176,7 +177,7 @@ def _after_status_check(state: State, first: bool) -> tuple[Branch, ...]:
     On the first connection the outcome is raised to ``connect()``'s caller; on a reconnect
     everything waiting fails with it.
     """
-    give_up = (A.FAIL, A.RAISE) if first else (A.FAIL,)
+    give_up = (A.FAIL, A.RAISE) if first else (A.FAIL, A.REPORT)
     return (
         (G.TERMINATED, Transition(S.TERMINATED, (A.RAISE,) if first else ())),
         (G.ENDING, Transition(S.FAILED, give_up)),
@@ -218,7 +219,7 @@ _ROWS: dict[tuple[State, Input], tuple[Branch, ...]] = {
         (None, Transition(S.FAILED, (A.GIVE_UP,))),
     ),
     (S.RECONNECTING, I.BACKOFF_OVER): _to(S.RECONNECTING, A.OPEN),
-    (S.RECONNECTING, I.REFUSED): _to(S.FAILED, A.FAIL),
+    (S.RECONNECTING, I.REFUSED): _to(S.FAILED, A.FAIL, A.REPORT),
     (S.RECONNECTING, I.GONE): _to(S.RECONNECTING, A.PROBE_STATUS),
     (S.RECONNECTING, I.STATUS_CHECKED): _after_status_check(S.RECONNECTING, first=False),
     (S.RECONNECTING, I.RENEWED): _to(S.RECONNECTING, A.OPEN),
