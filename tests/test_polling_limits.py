@@ -31,5 +31,6 @@ async def test_a_poll_of_a_hundred_packets_and_the_servers_limit_untouched() -> 
             assert results == [[i] for i in range(100)]
         finally:
             await transport.close()
-    # python-engineio's servers in this process keep their own limit.
-    assert engineio.payload.Payload.max_decode_packets == server_limit == 16
+    # python-engineio's servers in this process keep their own limit (whatever a server of
+    # the process chose: a test's example backend may have raised it for itself).
+    assert engineio.payload.Payload.max_decode_packets == server_limit
