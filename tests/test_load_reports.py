@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 
@@ -118,6 +119,38 @@ def test_sessions_that_never_get_ready_fail_the_run(tmp_path: Path) -> None:
     assert "KiB per ready session" not in done.stdout  # none was ready
 
 
+@pytest.mark.slow
+def test_sessions_still_connecting_at_the_end_count_as_failed(tmp_path: Path) -> None:
+    # A server that accepts TCP connections and never answers: the handshake outlasts the run.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        origin = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        path = tmp_path / "report.json"
+        done = run_cli(
+            "--connect-response",
+            fixed_response(origin, f"{origin}/status"),
+            "--assume-ready",
+            "--sessions",
+            "2",
+            "--duration",
+            "1",
+            "--ready-timeout",
+            "1",
+            "--call-timeout",
+            "1",
+            "--json",
+            str(path),
+            "--quiet",
+        )
+    assert done.returncode == 4, done.stderr + done.stdout
+    assert "0 of 2 ready, 2 failed" in done.stdout
+    assert "error: socket_connect: NotReady x2 (still not ready when the run ended)" in (
+        done.stdout
+    )
+    assert report_of(path)["sessions"]["failed"] == 2
+
+
 # --------------------------------------------------------------------------- plain Socket.IO
 
 
@@ -205,7 +238,7 @@ def test_summary_names_units_events_and_causes() -> None:
         thresholds=thresholds_from(["p99>50ms", "add:mean>1ms", "throughput<1000", "errors>0"]),
     )
     text = format_summary(build_report(config, agg, run_facts()))
-    assert "error: add: TimeoutError x12 (no acknowledgement)" in text
+    assert "error: add: TimeoutError x12 (no acknowledgement in time)" in text
     p99 = re.search(r"threshold p99>50ms: ok \(p99 ([\d.]+) ms <= 50 ms\)", text)
     assert p99 is not None, text
     assert 1.9 <= float(p99.group(1)) <= 2.1
@@ -253,3 +286,18 @@ def test_whole_machine_cpu_is_read() -> None:
     share = _resources.machine_cpu_percent(first, second)
     assert share is None or 0.0 <= share <= 100.0
     assert second[1] >= first[1]
+
+
+@pytest.mark.pure
+def test_error_causes_by_kind_and_where() -> None:
+    from jamsocket_rt.load._causes import cause_of
+
+    assert cause_of("connect_api", "ApiError 429") == "the platform API answered HTTP 429"
+    assert cause_of("echo", "ConnectionError EMFILE") == (
+        "the open-file limit of the load process is exhausted"
+    )
+    assert cause_of("socket_connect", "ConnectionError ECONNREFUSED") == "connection refused"
+    assert cause_of("ping", "TimeoutError") == "no pong in time"
+    assert cause_of("socket_connect", "TimeoutError") == "the Socket.IO handshake took too long"
+    assert cause_of("ready", "NotReady") == "still not ready when the run ended"
+    assert cause_of("my.py:scenario", "KeyError") is None  # user code: the kind says it all

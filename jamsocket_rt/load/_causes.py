@@ -11,8 +11,6 @@ import errno
 import os
 from typing import Any
 
-from .stats import PHASES
-
 __all__ = ["MACHINE_ERRORS", "NOT_READY", "cause_of", "threshold_text"]
 
 #: The error kind of a session still not ready when the run ended.
@@ -44,6 +42,9 @@ _TIMEOUT_BY_PHASE = {
     "connect_api": "the platform API did not answer in time",
     "ready": "backend not ready within --ready-timeout",
     "socket_connect": "the Socket.IO handshake took too long",
+    # The built-in scenarios that wait for a message rather than an acknowledgement.
+    "ping": "no pong in time",
+    "broadcast": "its own broadcast copy did not come back in time",
 }
 
 
@@ -62,7 +63,7 @@ def cause_of(where: str, kind: str) -> str | None:
     if name in _BY_CLASS:
         return _BY_CLASS[name]
     if name == "TimeoutError":
-        return _TIMEOUT_BY_PHASE.get(where, "no acknowledgement" if where not in PHASES else None)
+        return _TIMEOUT_BY_PHASE.get(where, "no acknowledgement in time")
     if detail in errno.errorcode.values():
         return os.strerror(getattr(errno, detail)).lower()
     return None

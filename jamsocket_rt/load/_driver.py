@@ -328,6 +328,9 @@ class Worker:
             response = await (
                 self._client.connect(key=key) if key is not None else self._client.connect()
             )
+        except asyncio.CancelledError:
+            recorder.record_error("connect_api", NOT_READY)  # cut at the end of the run
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
             recorder.record_error("connect_api", exc)
             return None
@@ -353,13 +356,8 @@ class Worker:
 
         try:
             await self._run_session(index, settle)
-        except asyncio.CancelledError:
-            if not settled:
-                # Cut at the end of the run while still connecting: a failed session.
-                self.recorder.record_error("ready", NOT_READY)
-            raise
         finally:
-            settle(False)
+            settle(False)  # no-op once ready; otherwise it failed (an error is recorded)
 
     async def _run_session(self, index: int, settle: Callable[[bool], None]) -> None:
         recorder = self.recorder
@@ -385,6 +383,10 @@ class Worker:
         try:
             try:
                 await session.connect()
+            except asyncio.CancelledError:
+                # Cut at the end of the run while still connecting: a failed session.
+                recorder.record_error("socket_connect" if ready_at else "ready", NOT_READY)
+                raise
             except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
                 recorder.record_error("socket_connect" if ready_at else "ready", exc)
                 return
