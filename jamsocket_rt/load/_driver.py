@@ -98,6 +98,10 @@ class _AssumedReadySession(Session):
     For ``--assume-ready``: a plain Socket.IO server has no status service, and waiting for
     one would only end in a ReadyTimeout. Instead of subscribing to the status, the backend is
     declared ready at once; the ready hook fires as usual and the connection opens.
+
+    It overrides ``BackendWatch._watch``, the one place a Session subscribes to its status
+    (``Session.connect`` then finds the backend ready and opens the connection): if that hook
+    changes, this follows (``tests/test_load_reports.py`` runs it against python-socketio).
     """
 
     def _watch(self, response: ConnectResponse) -> None:
