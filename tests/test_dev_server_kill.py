@@ -28,8 +28,13 @@ from jamsocket_rt.dev import BackgroundDevServer
 # A shell command line: the backend is /bin/sh and the Python process it starts.
 command = shlex.join([sys.executable, "-c", {BACKEND!r}])
 server = BackgroundDevServer(command, quiet=True)
-for key in ("a", "b"):
-    server.connect(key=key)
+from jamsocket_rt import SyncJamsocket
+with SyncJamsocket.dev_server(server.api_url) as api:
+    for key in ("a", "b"):
+        response = api.connect(key=key)
+        for state in api.status_stream(response):  # ready: its process is the dev server's
+            if state.is_ready:
+                break
 print("ready", flush=True)
 sys.stdin.read()
 """
@@ -62,8 +67,13 @@ def test_backends_die_with_a_killed_dev_server() -> None:
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "ready"
-        backends = descendants(server.pid)
-        assert len(backends) >= 4, "two backends, each a shell and its Python process"
+        # Two backends, each a shell and the Python process it starts (a moment later), and
+        # the watchdog.
+        backends = eventually_sync(
+            lambda: found if len(found := descendants(server.pid)) >= 5 else None,
+            timeout=20,
+            message=lambda: f"processes under the dev server: {descendants(server.pid)}",
+        )
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)
         eventually_sync(
