@@ -233,15 +233,8 @@ class Connector:
                 server_hostname=host if ssl is not None else None,
             )
             return transport
-        # Several: RFC 8305 (happy eyeballs), families interleaved and a new attempt every
-        # HAPPY_EYEBALLS_DELAY while the earlier ones are still pending, so an address that
-        # never answers costs that delay, not the connect timeout.
         try:
-            sock = await aiohappyeyeballs.start_connection(
-                [(family, kind, proto, "", address) for family, kind, proto, address in addresses],
-                happy_eyeballs_delay=self.happy_eyeballs_delay,
-                interleave=1,
-            )
+            sock = await self._socket_to(addresses)
         except OSError as exc:
             # aiohappyeyeballs gives one error when every address answered the same, else
             # "Multiple exceptions: a, b": say how many were tried, then what they answered.
@@ -255,6 +248,17 @@ class Connector:
             raise
         return transport
 
+    async def _socket_to(self, addresses: list[AddrInfo]) -> socket.socket:
+        """A socket connected to the first of ``addresses`` to accept, as RFC 8305 says:
+        families interleaved, a new attempt every ``happy_eyeballs_delay`` seconds while the
+        earlier ones still wait (an address that never answers costs that delay, not the
+        connect timeout)."""
+        return await aiohappyeyeballs.start_connection(
+            [(family, kind, proto, "", address) for family, kind, proto, address in addresses],
+            happy_eyeballs_delay=self.happy_eyeballs_delay,
+            interleave=1,
+        )
+
     async def _tunnel(self, proxy: Proxy, host: str, port: int) -> socket.socket:
         """A socket connected to ``proxy`` with a CONNECT tunnel to ``host:port`` open.
 
@@ -265,12 +269,7 @@ class Connector:
         """
         loop = asyncio.get_running_loop()
         try:
-            addresses = await self.resolve(proxy.host, proxy.port)
-            sock = await aiohappyeyeballs.start_connection(
-                [(family, kind, proto, "", address) for family, kind, proto, address in addresses],
-                happy_eyeballs_delay=self.happy_eyeballs_delay,
-                interleave=1,
-            )
+            sock = await self._socket_to(await self.resolve(proxy.host, proxy.port))
         except OSError as exc:
             raise OSError(exc.errno, f"cannot reach the proxy {proxy.where}: {exc}") from exc
         try:
