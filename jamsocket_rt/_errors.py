@@ -13,6 +13,8 @@
     ├── ApiTimeout (also TimeoutError)      the API did not answer in time
     ├── ConnectRefused (ConnectionRefusedError) the backend refused the Socket.IO CONNECT
     ├── ConnectionLost (ConnectionError)    the connection dropped under a waiting call
+    ├── Disconnected (ConnectionError)      the connection ended; ``reason`` says why
+    ├── ReconnectFailed (ConnectionError)   ``reconnect_attempts`` attempts failed in a row
     ├── SessionClosed                       the session was closed while waiting
     ├── StreamOverflow                      a stream() consumer fell too far behind
     └── SendQueueFull                       too many sends are waiting for a connection
@@ -24,7 +26,7 @@ Messages never contain a token, a secret token or a bearer token.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ._models import BackendState, TerminationReason
@@ -197,6 +199,107 @@ class ConnectionLost(JamsocketError, ConnectionError):
     The call may or may not have reached the backend. Pass ``retry=True`` to ``call`` to have
     it sent again after the reconnect instead (at-least-once).
     """
+
+
+#: Why a connection ended, in socket.io-client's words (its "disconnect" event's reason).
+DisconnectReason = Literal[
+    "io server disconnect",  # the server disconnected the socket: no reconnect
+    "io client disconnect",  # the program closed it
+    "ping timeout",  # no ping from the server within its interval plus timeout
+    "transport close",  # the connection was closed (by the peer, a proxy, the network)
+    "transport error",  # the connection failed with an error
+    "parse error",  # the server sent something that is not Engine.IO / Socket.IO
+]
+
+
+class TransportBroke(ConnectionResetError):
+    """A transport's loss with an error of the connection itself (``"transport error"``),
+    as opposed to one that was closed (a plain ConnectionResetError, ``"transport close"``)."""
+
+
+class Disconnected(JamsocketError, ConnectionError):
+    """The connection ended: what ``on_disconnect`` callbacks receive.
+
+    A ping timeout is also a :class:`TimeoutError`. The underlying error, when there is one,
+    is the ``__cause__``.
+
+    Attributes:
+        reason: why, in socket.io-client's words (see :data:`DisconnectReason`).
+    """
+
+    def __init__(self, message: str, reason: DisconnectReason) -> None:
+        super().__init__(message)
+        self.reason: DisconnectReason = reason
+
+    @staticmethod
+    def of(error: BaseException | None, reason: DisconnectReason | None = None) -> Disconnected:
+        """The Disconnected for a transport's loss ``error`` (itself if it is one already).
+
+        Args:
+            error: what the transport reported (None: nothing more is known).
+            reason: the reason, when the caller knows it (else told from ``error``'s type).
+
+        Returns:
+            A Disconnected whose ``__cause__`` is ``error``.
+        """
+        if isinstance(error, Disconnected):
+            return error
+        why = reason or disconnect_reason(error)
+        message = str(error) if error is not None else ""
+        if not message:
+            message = _CLOSED_BY_US if why == "io client disconnect" else "the connection ended"
+        if why not in message:
+            message += f" ({why})"
+        kind = _TimedOut if why == "ping timeout" else Disconnected
+        disconnected = kind(message, why)
+        disconnected.__cause__ = error
+        return disconnected
+
+
+_CLOSED_BY_US = "the program closed the connection"
+
+
+class _TimedOut(Disconnected, TimeoutError):
+    """A Disconnected for a ping timeout (a TimeoutError too, as the transport reports it)."""
+
+
+def disconnect_reason(error: BaseException | None) -> DisconnectReason:
+    """What a transport's loss ``error`` means, in socket.io-client's words.
+
+    The transports report a server's DISCONNECT as ConnectionAbortedError, a missed ping as
+    TimeoutError, data they cannot parse as a ValueError (ProtocolError), a failed connection
+    as TransportBroke, and any other close as ConnectionResetError.
+    """
+    if isinstance(error, Disconnected):
+        return error.reason
+    if isinstance(error, ConnectionAbortedError):
+        return "io server disconnect"
+    if isinstance(error, TimeoutError):
+        return "ping timeout"
+    if isinstance(error, ValueError):
+        return "parse error"
+    if isinstance(error, TransportBroke) or not isinstance(error, ConnectionError):
+        return "transport error" if error is not None else "transport close"
+    return "transport close"
+
+
+class ReconnectFailed(JamsocketError, ConnectionError):
+    """``reconnect_attempts`` reconnect attempts failed in a row: the session gave up.
+
+    Every waiting call, ``wait_for`` and stream fails with it, later uses raise it, and
+    ``on_error`` callbacks receive it. The last attempt's error is the ``__cause__``.
+
+    Attributes:
+        attempts: how many attempts failed in a row.
+    """
+
+    def __init__(self, attempts: int, last: BaseException) -> None:
+        super().__init__(
+            f"reconnecting failed {attempts} time{'s' if attempts != 1 else ''} in a row; "
+            f"the last attempt: {type(last).__name__}: {last}"
+        )
+        self.attempts = attempts
+        self.__cause__ = last
 
 
 class SessionClosed(JamsocketError):

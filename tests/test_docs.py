@@ -99,10 +99,6 @@ def test_the_benchmark_runner_writes_the_docs_page_not_the_readme(tmp_path: Path
     assert '--8<-- "benchmarks/results/latest.md' in text, "the rest of the page is kept"
 
 
-# Sections of the guarantees page whose figures come from measurements, not from one test.
-MEASURED_ONLY = {"Reconnecting"}
-
-
 def test_every_guarantee_names_tests_that_exist() -> None:
     text = (DOCS / "guarantees.md").read_text()
     sources = {path: path.read_text() for path in (REPO_ROOT / "tests").glob("test_*.py")}
@@ -115,8 +111,7 @@ def test_every_guarantee_names_tests_that_exist() -> None:
         title = section.split("\n", 1)[0]
         files = re.findall(r"`(tests/[\w/]+\.py)`", section)
         names = re.findall(r"`(test_\w+)`", section)
-        if title not in MEASURED_ONLY:
-            assert files or names, f"the guarantee {title!r} names no test"
+        assert files or names, f"the guarantee {title!r} names no test"
         for path in files:
             assert (REPO_ROOT / path).is_file(), f"{title!r}: {path} does not exist"
         for name in names:

@@ -196,6 +196,8 @@ async def test_an_auth_function_failing_on_a_reconnect_fails_every_waiter(
 
     async with FaultProxy(port_of(dev.proxy_url)) as fault:
         session = jrt.Session(through(response, url=fault), auth=auth, reconnect_delay=(0.05, 0.5))
+        reported: list[BaseException] = []
+        session.on_error(reported.append)
         await session.connect()
         assert (await session.call("handshake"))["auth"] == {"n": 1}
         fault.reset_all()
@@ -209,5 +211,8 @@ async def test_an_auth_function_failing_on_a_reconnect_fails_every_waiter(
                 await asyncio.wait_for(waiter, 15)
         with pytest.raises(jrt.AuthFailed):
             await session.send("echo")
+        # Nobody called connect(): on_error is how a program hears it, once.
+        await eventually(lambda: reported)
+        assert [type(error) for error in reported] == [jrt.AuthFailed]
         await session.close()
     await eventually(lambda: not client_tasks(asyncio.all_tasks() - before), timeout=5)

@@ -64,14 +64,24 @@ EXPECTED: list[tuple[State, Input, Guards, State, tuple[Action, ...]]] = [
     (S.DISCONNECTED, I.GRACE_OVER, Guards(reconnect=False), S.FAILED, (A.FAIL_UNANSWERED, A.FAIL)),
     (S.RECONNECTING, I.OPENED, Guards(), S.CONNECTED, (A.FLUSH, A.ANNOUNCE_RECONNECT)),
     (S.RECONNECTING, I.UNREACHABLE, Guards(), S.RECONNECTING, (A.WAIT_BACKOFF,)),
+    (S.RECONNECTING, I.UNREACHABLE, Guards(attempts_left=False), S.FAILED, (A.GIVE_UP,)),
     (S.RECONNECTING, I.BACKOFF_OVER, Guards(), S.RECONNECTING, (A.OPEN,)),
-    (S.RECONNECTING, I.REFUSED, Guards(), S.FAILED, (A.FAIL,)),
+    (S.RECONNECTING, I.REFUSED, Guards(), S.FAILED, (A.FAIL, A.REPORT)),
     (S.RECONNECTING, I.GONE, Guards(), S.RECONNECTING, (A.PROBE_STATUS,)),
     (S.RECONNECTING, I.STATUS_CHECKED, Guards(terminated=True), S.TERMINATED, ()),
-    (S.RECONNECTING, I.STATUS_CHECKED, Guards(ending=True), S.FAILED, (A.FAIL,)),
+    (S.RECONNECTING, I.STATUS_CHECKED, Guards(ending=True), S.FAILED, (A.FAIL, A.REPORT)),
     (S.RECONNECTING, I.STATUS_CHECKED, Guards(can_renew=True), S.RECONNECTING, (A.RENEW,)),
-    (S.RECONNECTING, I.STATUS_CHECKED, Guards(), S.FAILED, (A.FAIL,)),
+    (S.RECONNECTING, I.STATUS_CHECKED, Guards(), S.FAILED, (A.FAIL, A.REPORT)),
     (S.RECONNECTING, I.RENEWED, Guards(), S.RECONNECTING, (A.OPEN,)),
+    (
+        S.CONNECTED,
+        I.KICKED,
+        Guards(),
+        S.KICKED,
+        (A.SET_ASIDE_CALLS, A.ANNOUNCE_DISCONNECT, A.WAIT_GRACE),
+    ),
+    (S.KICKED, I.GRACE_OVER, Guards(), S.KICKED, (A.FAIL_UNANSWERED,)),
+    (S.KICKED, I.CONNECT, Guards(), S.RECONNECTING, (A.RESET_BACKOFF, A.OPEN)),
 ]
 EXPECTED += [
     (state, I.TERMINATED, Guards(), S.TERMINATED, (A.END,)) for state in sorted(LIVE, key=str)
@@ -161,6 +171,37 @@ def test_guards_may_be_gathered_only_when_a_branch_needs_them() -> None:
     assert after_grace is not None
     assert after_grace.target is S.FAILED
     assert asked == [1]
+
+
+def test_a_server_disconnect_waits_for_connect_and_never_reconnects_by_itself() -> None:
+    # socket.io-client's "io server disconnect": only the program's connect() reopens it.
+    state = S.CONNECTED
+    for event in (I.KICKED, I.GRACE_OVER):
+        transition = next_step(state, event, Guards(reconnect=True))
+        assert transition is not None
+        assert A.OPEN not in transition.actions
+        state = transition.target
+    assert state is S.KICKED
+    for event in (I.BACKOFF_OVER, I.OPENED, I.DROPPED, I.UNREACHABLE):
+        assert next_step(state, event) is None
+    again = next_step(state, I.CONNECT)
+    assert again == Transition(S.RECONNECTING, (A.RESET_BACKOFF, A.OPEN))
+    # A kicked session's backend may still end, and a kicked session may be closed.
+    assert next_step(S.KICKED, I.TERMINATED) == Transition(S.TERMINATED, (A.END,))
+    assert next_step(S.KICKED, I.CLOSE) == Transition(S.CLOSED, (A.CLOSE,))
+
+
+def test_reconnect_attempts_run_out_into_failed() -> None:
+    state = S.RECONNECTING
+    left = [True, True, False]  # the guard, as the Session computes it after each failure
+    for attempts_left in left:
+        transition = next_step(state, I.UNREACHABLE, Guards(attempts_left=attempts_left))
+        assert transition is not None
+        state = transition.target
+        if state is S.RECONNECTING:
+            assert transition.actions == (A.WAIT_BACKOFF,)
+    assert state is S.FAILED
+    assert next_step(S.FAILED, I.CONNECT) is None
 
 
 def test_members_hash_by_identity() -> None:

@@ -143,7 +143,9 @@ async def test_a_malformed_packet_ends_only_that_connection(response: jrt.Connec
         second: dict[str, Any] = await s.call("whoami", retry=True, timeout=10)
         assert second["sid"] != first["sid"]  # a new connection, the same session
         [error] = dropped
-        assert isinstance(error, ProtocolError)
+        assert isinstance(error, jrt.Disconnected)
+        assert error.reason == "parse error"
+        assert isinstance(error.__cause__, ProtocolError)
         assert "not MessagePack" in str(error)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import jamsocket_rt as jrt
 from jamsocket_rt.dev import DevServer
+from tests.helpers.polling import eventually
 
 HERE = Path(__file__).resolve().parent
 FLAVOURS = (pytest.param("node", marks=pytest.mark.node), "python")
@@ -173,9 +174,12 @@ async def test_namespaces_rejoin_after_the_connection_drops(
         first: dict[str, Any] = await admin.call("whoami")
         rejoined = admin.wait_for("rejoined", timeout=10)
         admin.on_reconnect(lambda: None)
-        # The server disconnecting the Session's own namespace ends the connection today:
-        # the Session reconnects, and /admin sends its CONNECT again.
+        # The server disconnecting the Session's own namespace ends the connection; since
+        # issue 12 the Session does not reconnect by itself ("io server disconnect", as
+        # socket.io-client): connect() does, and /admin sends its CONNECT again.
         await session.send("kick")
+        await eventually(lambda: session.state is jrt.SessionState.KICKED)
+        await session.connect()
         second: dict[str, Any] = await admin.call("whoami", retry=True, timeout=10)
         assert second["engine"] != first["engine"]
         assert second["sid"] != first["sid"]

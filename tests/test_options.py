@@ -163,3 +163,14 @@ def test_delays_that_cannot_work_are_refused(value: object, message: str) -> Non
         jrt.SessionOptions(reconnect_delay=value)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=message):
         jrt.Session({}, reconnect_delay=value)  # type: ignore[arg-type]
+
+
+def test_an_unknown_parser_is_named_and_nothing_starts() -> None:
+    import threading
+
+    before = set(threading.enumerate())
+    with pytest.raises(ValueError, match=r"parser: expected one of \('json', 'msgpack'\)"):
+        jrt.Session({}, parser="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="parser"):
+        jrt.SyncSession({}, parser="xml")  # type: ignore[arg-type]
+    assert set(threading.enumerate()) <= before

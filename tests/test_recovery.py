@@ -412,6 +412,9 @@ async def test_polling_cannot_recover_but_takes_the_offsets_off_too(require_node
         await eventually(lambda: len(ticks) >= 10)
         sid = s.sid
         fault.reset_all()
+        # Long-polling opens a request per poll: a reset that falls between two polls cuts
+        # nothing, so the path stays closed a moment for the next poll to fail.
+        fault.refuse(0.5)
         await eventually(lambda: reconnects.seen, timeout=15)
         who: dict[str, Any] = await s.call("whoami")
     assert reconnects.seen == [(False, who["sid"])]

@@ -30,6 +30,7 @@ from jamsocket_rt.dev._backends import free_port
 from jamsocket_rt.protocol.options import TRANSPORTS
 from tests.helpers.backends import backend_command
 from tests.helpers.faultproxy import FaultProxy, port_of, through
+from tests.helpers.polling import eventually
 from tests.helpers.transport_peers import self_signed_certificate
 
 BEARER = "bearer-" + secrets.token_hex(12)
@@ -79,7 +80,9 @@ async def test_no_secret_in_any_log_record_repr_or_error(
             dev.expire_tokens(first.backend_id)  # renewal through connect()
             await asyncio.wait_for(back.wait(), 5)
             back.clear()
-            await s.send("disconnect_me")  # a server-side disconnect, then a reconnect
+            await s.send("disconnect_me")  # a server-side disconnect, then connect() again
+            await eventually(lambda: s.state is jrt.SessionState.KICKED)
+            await s.connect()
             await asyncio.wait_for(back.wait(), 5)
             assert (await s.call("whoami"))["auth"] == {"secret": first.secret_token}
             show(s, s.response)

@@ -183,6 +183,10 @@ async def test_reconnects_after_a_server_side_disconnect(api: jrt.Jamsocket) -> 
         await s.send("disconnect_me")
         await asyncio.wait_for(dropped.wait(), 5)
         await s.send("record", "queued while down")
+        # Issue 12: as socket.io-client, a server's disconnect is not retried by itself
+        # ("io server disconnect"); the program's connect() reconnects.
+        assert s.state is jrt.SessionState.KICKED
+        await s.connect()
         await asyncio.wait_for(back.wait(), 5)
         assert await s.call("records") == ["queued while down"]
 

@@ -12,9 +12,10 @@ import asyncio
 import functools
 import inspect
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 from ..protocol.session import Listeners, payload_of, structure_payload
 from ..transport.base import AckResponder
@@ -78,6 +79,10 @@ def _typed_handler(
     return typed
 
 
+#: The running event loop of this thread, or None (asyncio's C function: no exception raised).
+current_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
+
+
 class Dispatcher:
     """Event handlers and lifecycle hooks of one namespace, and the backlog that orders them.
 
@@ -109,6 +114,30 @@ class Dispatcher:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def _own_loop(self) -> asyncio.AbstractEventLoop:
+        """The session's event loop, checked to be the one running now.
+
+        Raises:
+            RuntimeError: called from another event loop or thread (named, with the remedy).
+        """
+        loop, running = self._loop, current_loop()
+        if loop is None and running is not None:
+            self._loop = running
+            return running
+        if loop is None or running is not loop:
+            self._wrong_loop(running)
+        assert loop is not None
+        return loop
+
+    def _wrong_loop(self, running: asyncio.AbstractEventLoop | None) -> NoReturn:
+        where = "a thread without an event loop" if running is None else "another event loop"
+        raise RuntimeError(
+            f"this {type(self).__name__} belongs to the event loop it connected on, and was "
+            f"used from {where} (thread {threading.current_thread().name!r}). From another "
+            "thread, use jamsocket_rt.SyncSession, or hand the coroutine to the session's "
+            "loop: asyncio.run_coroutine_threadsafe(session.send(...), loop)"
+        )
 
     # ------------------------------------------------------------------ receiving
 

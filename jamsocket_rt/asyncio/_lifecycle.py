@@ -20,7 +20,9 @@ from .._errors import (
     ConfigurationError,
     ConnectionLost,
     ConnectRefused,
+    Disconnected,
     JamsocketError,
+    ReconnectFailed,
     SessionClosed,
     TokenExpired,
 )
@@ -76,6 +78,7 @@ class SessionCore(Namespace, BackendWatch):
         self._init_watch(coerce_response(response) if response is not None else None, connect)
         self._state = State.IDLE
         self._backoff = Backoff(*options.reconnect_delay)
+        self._failed_attempts = 0  # reconnect attempts that failed in a row
         self._reconnector: asyncio.Task[None] | None = None
         # Closing transports, tickers: None until the first (most sessions have neither).
         self._background: set[asyncio.Task[Any]] | None = None
@@ -85,15 +88,18 @@ class SessionCore(Namespace, BackendWatch):
         return [self, *self._connection.namespaces.values()]
 
     def _on_lost(self, error: BaseException | None) -> None:
-        self._feed(Input.DROPPED, error)
+        lost = Disconnected.of(error)
+        self._feed(Input.KICKED if lost.reason == "io server disconnect" else Input.DROPPED, lost)
 
     def _guards(self) -> Guards:
         tracker = self._tracker
+        limit = self._options.reconnect_attempts
         return Guards(
             reconnect=self._options.reconnect,
             terminated=tracker.terminal is not None,
             ending=tracker.ending,
             can_renew=self._connect_fn is not None,
+            attempts_left=limit is None or self._failed_attempts < limit,
         )
 
     def _feed(self, event: Input, error: BaseException | None = None) -> None:
@@ -125,6 +131,8 @@ class SessionCore(Namespace, BackendWatch):
         while True:
             if actions is None:
                 assert event is not None
+                if event is Input.UNREACHABLE and self._state is State.RECONNECTING:
+                    self._failed_attempts += 1  # before the guard of reconnect_attempts
                 transition = next_step(self._state, event, self._guards)
                 if transition is None:
                     return
@@ -167,9 +175,19 @@ class SessionCore(Namespace, BackendWatch):
                 namespace._fail_unanswered(error)
         elif action is Action.RESET_BACKOFF:
             self._backoff.reset()
+            self._failed_attempts = 0
         elif action is Action.FAIL:
             assert isinstance(error, JamsocketError)
             self._fail_everywhere(error)
+        elif action is Action.REPORT:
+            assert error is not None
+            self._fire("error", error)
+        elif action is Action.GIVE_UP:
+            assert error is not None
+            gave_up = ReconnectFailed(self._failed_attempts, error)
+            logger.info("%s", gave_up)
+            self._fail_everywhere(gave_up)
+            self._fire("error", gave_up)
         elif action is Action.RAISE:
             assert error is not None
             raise error
@@ -208,10 +226,12 @@ class SessionCore(Namespace, BackendWatch):
         # it a moment, so that calls cut by a backend's end fail with BackendTerminated, and a
         # backend that is gone is not hammered with reconnects.
         await asyncio.sleep(self._options.disconnect_grace)
+        why = error.reason if isinstance(error, Disconnected) else None
         lost = ConnectionLost(
             "the connection to the backend dropped while waiting for an acknowledgement"
-            + (f" ({type(error).__name__})" if error is not None else "")
+            + (f" ({why})" if why is not None else "")
         )
+        lost.__cause__ = error
         return Input.GRACE_OVER, lost
 
     async def _back_off(self, error: BaseException | None) -> Next:
@@ -235,6 +255,7 @@ class SessionCore(Namespace, BackendWatch):
             await transport.close()
             self._check_usable()
             raise SessionClosed("the session was closed")
+        self._failed_attempts = 0
         self._connection.attach(transport)
         return Input.OPENED, None
 
@@ -261,6 +282,10 @@ class SessionCore(Namespace, BackendWatch):
         """Closes everything: waiting calls end with SessionClosed, tasks stop."""
         closed = SessionClosed("the session was closed")
         namespaces = self._namespaces()
+        # As socket.io-client's disconnect(): connected namespaces hear "io client disconnect".
+        for namespace in namespaces:
+            if namespace.connected:
+                namespace._fire("disconnect", Disconnected.of(None, "io client disconnect"))
         for namespace in namespaces:
             namespace._closed = True
             namespace._fail_all(closed)
@@ -280,6 +305,22 @@ class SessionCore(Namespace, BackendWatch):
         for task in live:
             with contextlib.suppress(BaseException):
                 await task
+
+    async def _reconnect(self) -> None:
+        """connect() after the server disconnected the session: open it again, retrying
+        unreachable servers with backoff (up to ``reconnect_attempts``), as a reconnect does.
+
+        Raises:
+            JamsocketError: how it ended if it did not connect (refused, attempts exhausted,
+                the backend ended, closed meanwhile).
+        """
+        grace = self._reconnector
+        if grace is not None:  # calls cut by the kick learn their fate first
+            await asyncio.wait([grace])
+        await self._drive(Input.CONNECT)
+        if self._state is not State.CONNECTED:
+            self._check_usable()  # raises how it ended
+            raise SessionClosed("the session was closed")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConnectionLost, JamsocketError, SessionClosed
+from .._errors import ConnectionLost, Disconnected, JamsocketError, SessionClosed
 from ..protocol.options import Auth
 from ..protocol.recovery import Recovery
 from ..protocol.session import (
@@ -30,7 +30,7 @@ from ..protocol.session import (
 from ..transport._timers import CoarseTimers, coarse_timers
 from ..transport.base import AckResponder, Transport
 from ._calls import _Call, _Default
-from ._handlers import ANY_EVENT, Dispatcher
+from ._handlers import ANY_EVENT, Dispatcher, current_loop
 from ._util import timeout as _timeout
 from .stream import EventStream
 
@@ -172,6 +172,8 @@ class Namespace(Dispatcher):
         check_event_name(event)
         if self._closed or self._failure is not None:
             self._check_usable()  # raises
+        if self._loop is not None and current_loop() is not self._loop:
+            self._wrong_loop(current_loop())
         wire = to_wire(args)
         transport = self._connection.transport
         if transport is not None and transport.connected and self._joined and not self._outbox:
@@ -228,7 +230,7 @@ class Namespace(Dispatcher):
         if self._closed or self._failure is not None:
             self._check_usable()  # raises
         wire = to_wire(args)
-        loop = self._loop or self._loop_or_raise()
+        loop = self._own_loop()
         effective = self._call_timeout if isinstance(timeout, _Default) else timeout
         future: asyncio.Future[Any] = loop.create_future()
         # A call that may be sent again keeps a copy: the caller may change its arguments.
@@ -289,7 +291,7 @@ class Namespace(Dispatcher):
             InvalidResponse: the payload does not fit ``type`` (fields named).
         """
         self._check_usable()
-        future: asyncio.Future[Any] = self._loop_or_raise().create_future()
+        future: asyncio.Future[Any] = self._own_loop().create_future()
         self._waiters.setdefault(event, []).append(future)
         return self._await_event(event, future, timeout, type)
 
@@ -330,7 +332,12 @@ class Namespace(Dispatcher):
         return stream
 
     def on_disconnect(self, callback: Callable[[BaseException | None], Any]) -> Callable[[], None]:
-        """Call ``callback(error)`` when the connection drops (error: why, when known)."""
+        """Call ``callback(error)`` when the connection ends: ``error`` is a
+        :class:`~jamsocket_rt.Disconnected` whose ``reason`` says why in socket.io-client's
+        words ("io server disconnect", "io client disconnect" for ``close()``, "ping timeout",
+        "transport close", "transport error", "parse error"); its ``__cause__`` is the
+        transport's error, if any. (For ``close()``, which ends the Session's tasks, only
+        plain functions run: a coroutine callback is not awaited.)"""
         return self._hook("disconnect", callback)
 
     def on_reconnect(self, callback: Callable[[], Any]) -> Callable[[], None]:
@@ -454,7 +461,7 @@ class Namespace(Dispatcher):
         self._joined = False
         self._set_aside()
         error = ConnectionAbortedError(f"the server disconnected namespace {self.name!r}")
-        self._fire("disconnect", error)
+        self._fire("disconnect", Disconnected.of(error, "io server disconnect"))
         lost = ConnectionLost(f"the server disconnected namespace {self.name!r} ({reason})")
         self._failure = lost
         self._fail_unanswered(lost)
@@ -492,6 +499,8 @@ class Namespace(Dispatcher):
         """
         if self._closed:
             return
+        if self.connected:
+            self._fire("disconnect", Disconnected.of(None, "io client disconnect"))
         self._closed = True
         self._joined = False
         self._fail_all(SessionClosed("the namespace was closed"))

@@ -225,13 +225,23 @@ class Session(SessionCore):
     async def connect(self) -> None:
         """Wait until the backend is ready, then open the Socket.IO connection.
 
+        After the server disconnected the session (``state`` is ``KICKED``, the reason
+        ``"io server disconnect"``), it opens the connection again as a reconnect does:
+        unreachable servers are retried with backoff (``reconnect_attempts``), queued sends are
+        flushed and ``on_reconnect`` callbacks run.
+
         Raises:
             BackendTerminated: the backend terminated before it was ready.
             ReadyTimeout: it was not ready within ``ready_timeout``.
             TokenExpired: the proxy refused the token and there is no ``connect`` callable.
             ConnectionError: the connection could not be opened.
             TimeoutError: the handshake took longer than ``connect_timeout``.
+            ReconnectFailed: after a server's disconnect, ``reconnect_attempts`` failed.
+            RuntimeError: connect() was already called, and the server did not disconnect.
         """
+        if self._state is State.KICKED:
+            await self._reconnect()
+            return
         if self._state is not State.IDLE:
             raise RuntimeError("connect() was already called on this Session")
         self._loop = asyncio.get_running_loop()

@@ -36,6 +36,25 @@ from .config import (
 EXIT_THRESHOLD = 3
 #: Exit status of a usage error (as argparse's).
 EXIT_USAGE = 2
+#: Exit status when no session became ready: the run measured nothing.
+EXIT_NO_SESSIONS = 4
+
+_EPILOG = """\
+Without a target, a dev server with the bundled example backend is started for the run.
+
+--duration is the time under load: it counts from the moment every session is ready or
+failed (after the ramp-up), so a backend's spawn time is not part of it. A session not ready
+within --ready-timeout, or by the end of the run, counts as failed.
+
+A plain Socket.IO server (no Jamsocket status service), serving /app/socket.io/ (the
+Socket.IO path is the url's path + socket.io/; status_url is required but not read):
+  jamsocket-rt load --assume-ready --connect-response '{"backend_id": "local",
+    "spawned": false, "status": "ready", "token": "-", "url": "http://localhost:3000/app/",
+    "status_url": "http://localhost:3000/"}'
+
+Exit status: 0, 1 on an error, 2 on a usage error, 3 when a --fail-if held, 4 when no
+session became ready (the run measured nothing, whatever --fail-if says).
+"""
 
 
 def _number(kind: type[int] | type[float]) -> Any:
@@ -66,10 +85,8 @@ def _think(text: str) -> tuple[float, float]:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declares the arguments of ``jamsocket-rt load``."""
     integer, number = _number(int), _number(float)
-    parser.epilog = (
-        "Without a target, a dev server with the bundled example backend is started for the "
-        "run. Exit status: 0, 1 on an error, 2 on a usage error, 3 when a --fail-if held."
-    )
+    parser.epilog = _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     selectors = add_platform_arguments(
         parser, default="a dev server started for the run, with --dev-backend's backend"
     )
@@ -103,7 +120,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=number,
         default=None,
         metavar="SECONDS",
-        help="seconds of load after the ramp-up (default 10 unless --iterations)",
+        help="seconds of load, counted once every session is ready or failed after the "
+        "ramp-up (default 10 unless --iterations)",
     )
     load.add_argument(
         "--iterations", type=integer, default=None, metavar="N", help="iterations per session"
@@ -144,7 +162,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--call-timeout", type=number, default=10.0, metavar="SECONDS", help="default 10"
     )
     load.add_argument(
-        "--ready-timeout", type=number, default=60.0, metavar="SECONDS", help="default 60"
+        "--ready-timeout",
+        type=number,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds a session has to become ready, else it counts as failed (default 60)",
+    )
+    load.add_argument(
+        "--assume-ready",
+        action="store_true",
+        help="with --connect-response: skip the status check and connect at once (a plain "
+        "Socket.IO server with no status service; see the example below)",
     )
     load.add_argument(
         "--transport",
@@ -256,6 +284,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         thresholds=thresholds_from(args.fail_if),
         terminate_backends=args.terminate_backends,
         proxy=args.proxy,
+        assume_ready=args.assume_ready,
     )
 
 
@@ -298,4 +327,7 @@ def run(args: argparse.Namespace, prog: str) -> int:
 
         problem = write_plot(report, result.aggregate, args.plot)
         print(f"plot: {args.plot}" if problem is None else f"plot skipped: {problem}")
+    if result.failure is not None:
+        print(f"{prog} load: the run failed: {result.failure}", file=sys.stderr)
+        return EXIT_NO_SESSIONS
     return EXIT_THRESHOLD if result.failed_thresholds else 0

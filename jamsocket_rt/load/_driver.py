@@ -1,16 +1,19 @@
 """A worker of the load runner: one event loop's share of the sessions, tick by tick.
 
-A :class:`Worker` starts its sessions at the ramp-up rate, runs each session's iterations on
-its absolute schedule, and hands a :class:`~jamsocket_rt.load.stats.Snapshot` to its ``emit``
-callback every tick. It runs in the load process itself (one worker) or in each worker process
-(``python -m jamsocket_rt.load._worker``); the coordinator, :func:`~.runner.run_load`, merges
-what they emit.
+A :class:`Worker` starts its sessions at the ramp-up rate, waits until every one of them is
+ready or failed (the load window opens then: a backend's spawn time is not part of
+``--duration``), runs each session's iterations on its absolute schedule, and hands a
+:class:`~jamsocket_rt.load.stats.Snapshot` to its ``emit`` callback every tick. It runs in the
+load process itself (one worker) or in each worker process (``python -m
+jamsocket_rt.load._worker``); the coordinator, :func:`~.runner.run_load`, merges what they
+emit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import gc
 import math
 import random
@@ -18,10 +21,11 @@ import time
 from collections.abc import Callable
 
 from .. import platform as _api
-from .._models import ConnectResponse
+from .._models import BackendState, BackendStatus, ConnectResponse
 from ..asyncio.session import Session
 from ..protocol.api import DEFAULT_API_URL
 from . import _resources
+from ._causes import NOT_READY
 from .config import DevTarget, FixedTarget, JamsocketTarget, LoadConfig, PlaneTarget
 from .pacing import Pacer, even_phase
 from .scenarios import (
@@ -88,6 +92,23 @@ def make_client(config: LoadConfig, api_url: str | None) -> PlatformClient | Non
     return None
 
 
+class _AssumedReadySession(Session):
+    """A Session that takes its backend as ready without reading ``status_url``.
+
+    For ``--assume-ready``: a plain Socket.IO server has no status service, and waiting for
+    one would only end in a ReadyTimeout. Instead of subscribing to the status, the backend is
+    declared ready at once; the ready hook fires as usual and the connection opens.
+
+    It overrides ``BackendWatch._watch``, the one place a Session subscribes to its status
+    (``Session.connect`` then finds the backend ready and opens the connection): if that hook
+    changes, this follows (``tests/test_load_reports.py`` runs it against python-socketio).
+    """
+
+    def _watch(self, response: ConnectResponse) -> None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self._on_state(BackendState(status=BackendStatus.READY, time=now))
+
+
 class Worker:
     """Drives one share of the sessions on the running event loop.
 
@@ -119,18 +140,22 @@ class Worker:
         self.emit = emit
         self.recorder = Recorder()
         self.indices = range(worker, config.sessions, config.processes)
-        # Iterations begin once every session has been started: the connect storm of the
-        # ramp-up and the measured load do not overlap, and the phases start evenly spread.
+        # Iterations begin once every session has been started and is ready or failed: the
+        # connect storm and the backends' spawn time stay out of the measured load, and the
+        # phases start evenly spread. ``_open_window`` sets the actual times.
         self.load_start = anchor + config.ramp_seconds
-        self.stop_at = (
-            self.load_start + config.duration if config.duration is not None else math.inf
-        )
+        self.stop_at = math.inf
+        self._window_open = asyncio.Event()
+        self._unsettled = 0
+        self._all_settled = asyncio.Event()
+        self._session_cls = _AssumedReadySession if config.assume_ready else Session
         self._payload = "x" * config.payload_size
         self._tasks: set[asyncio.Task[None]] = set()
         self._spawned: list[str] = []
         self._client: PlatformClient | None = None
         self._fixed: ConnectResponse | None = None
         self._rss_baseline = 0
+        self._cpu_baseline = 0.0
         self._gc_frozen = False
         self._gc_enabled = True
         self._last_collect = 0.0
@@ -141,6 +166,7 @@ class Worker:
         """Runs every session of this worker to the end, then emits the final snapshot."""
         loop = asyncio.get_running_loop()
         self._rss_baseline = _resources.current_rss()
+        self._cpu_baseline = _resources.cpu_seconds()
         target = self.config.target
         if isinstance(target, FixedTarget):
             self._fixed = ConnectResponse.from_dict(target.response)
@@ -150,6 +176,7 @@ class Worker:
         freezer = loop.create_task(self._freeze_heap(), name="jamsocket_rt load gc freeze")
         try:
             await self._launch()
+            await self._open_window()
             await self._wait_sessions()
         finally:
             for task in (ticker, probe, freezer):
@@ -179,7 +206,7 @@ class Worker:
         :data:`GC_PERIOD` seconds (for user scenarios that make cycles). ``run`` restores
         everything at the end.
         """
-        await asyncio.sleep(max(0.0, self.load_start - asyncio.get_running_loop().time()))
+        await self._window_open.wait()
         self._gc_enabled = gc.isenabled()
         gc.freeze()
         gc.disable()
@@ -193,9 +220,11 @@ class Worker:
     def _snapshot(self, *, final: bool = False, tick: int | None = None) -> Snapshot:
         return self.recorder.snapshot(
             self._tick_number() if tick is None else tick,
-            cpu_seconds=_resources.cpu_seconds(),
+            # From the worker's start: the interpreter's start-up and imports are not load.
+            cpu_seconds=_resources.cpu_seconds() - self._cpu_baseline,
             rss_baseline=self._rss_baseline,
             rss_peak=_resources.peak_rss(),
+            window_start=(self.load_start - self.anchor) if self._window_open.is_set() else None,
             final=final,
         )
 
@@ -230,11 +259,37 @@ class Worker:
                 delay = self.anchor + index / ramp - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if loop.time() >= self.stop_at:
-                break
             task = loop.create_task(self._session(index))
+            self._unsettled += 1
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _settle(self) -> None:
+        """One session is ready or failed (called once per session)."""
+        self._unsettled -= 1
+        if self._unsettled <= 0:
+            self._all_settled.set()
+
+    async def _open_window(self) -> None:
+        """Opens the load window once every session is ready or failed, after the ramp-up.
+
+        A session that takes longer than ``ready_timeout`` past the ramp-up does not hold the
+        others back: the window opens without it (it joins at its next slot if it gets ready).
+        """
+        loop = asyncio.get_running_loop()
+        ramp_end = self.anchor + self.config.ramp_seconds
+        if self._unsettled > 0:
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._all_settled.wait(),
+                    timeout=max(0.0, ramp_end - loop.time()) + self.config.ready_timeout,
+                )
+        if ramp_end > loop.time():
+            await asyncio.sleep(ramp_end - loop.time())
+        self.load_start = loop.time()
+        if self.config.duration is not None:
+            self.stop_at = self.load_start + self.config.duration
+        self._window_open.set()
 
     async def _wait_sessions(self) -> None:
         loop = asyncio.get_running_loop()
@@ -277,6 +332,9 @@ class Worker:
             response = await (
                 self._client.connect(key=key) if key is not None else self._client.connect()
             )
+        except asyncio.CancelledError:
+            recorder.record_error("connect_api", NOT_READY)  # cut at the end of the run
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
             recorder.record_error("connect_api", exc)
             return None
@@ -286,19 +344,38 @@ class Worker:
         return response
 
     async def _session(self, index: int) -> None:
+        counts = self.recorder.sessions
+        counts.started += 1
+        settled = False
+
+        def settle(ready: bool) -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                if ready:
+                    counts.ready += 1
+                else:
+                    counts.failed += 1
+                self._settle()
+
+        try:
+            await self._run_session(index, settle)
+        finally:
+            settle(False)  # no-op once ready; otherwise it failed (an error is recorded)
+
+    async def _run_session(self, index: int, settle: Callable[[bool], None]) -> None:
         recorder = self.recorder
         counts = recorder.sessions
-        counts.started += 1
         response = await self._connect_response(index)
         if response is None:
-            counts.failed += 1
             return
         got_response = _clock()
-        session = Session.from_options(response, options=self.session_options)
+        session = self._session_cls.from_options(response, options=self.session_options)
         ready_at: list[float] = []
 
         def on_disconnect(error: BaseException | None) -> None:
-            counts.disconnects += 1
+            if getattr(error, "reason", None) != "io client disconnect":  # (not our close())
+                counts.disconnects += 1
 
         def on_reconnect() -> None:
             counts.reconnects += 1
@@ -311,15 +388,18 @@ class Worker:
         try:
             try:
                 await session.connect()
+            except asyncio.CancelledError:
+                # Cut at the end of the run while still connecting: a failed session.
+                recorder.record_error("socket_connect" if ready_at else "ready", NOT_READY)
+                raise
             except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
                 recorder.record_error("socket_connect" if ready_at else "ready", exc)
-                counts.failed += 1
                 return
             connected = _clock()
             ready = ready_at[0] if ready_at else connected
             recorder.record_phase("ready", ready - got_response)
             recorder.record_phase("socket_connect", connected - ready)
-            counts.ready += 1
+            settle(True)
             try:
                 await self._drive(session, index)
             finally:
@@ -355,6 +435,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         recorder = self.recorder
         iteration = self.scenario.iteration
+        await self._window_open.wait()
         pacer = None
         if config.rate > 0:
             lanes = config.in_flight
@@ -365,8 +446,6 @@ class Worker:
             )
         think_low, think_high = config.think_time
         limit = config.iterations
-        if pacer is None and loop.time() < self.load_start:
-            await asyncio.sleep(self.load_start - loop.time())
         while True:
             now = loop.time()
             if now >= self.stop_at or (limit is not None and user.iteration >= limit):

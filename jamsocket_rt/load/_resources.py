@@ -1,4 +1,4 @@
-"""The load process's own limits: open files, memory, CPU, the machine's load."""
+"""The load process's own limits: open files, memory, CPU, the machine's load and CPU."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ __all__ = [
     "current_rss",
     "descriptors_needed",
     "load_average",
+    "machine_cpu",
+    "machine_cpu_percent",
     "peak_rss",
     "raise_open_file_limit",
 ]
@@ -83,3 +85,35 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except (OSError, AttributeError):
         return 0.0
+
+
+def machine_cpu() -> tuple[float, float] | None:
+    """The whole machine's CPU time so far: (busy, total), in clock ticks of every CPU.
+
+    Read from ``/proc/stat``: it counts the backends and the dev server too, which the load
+    process's own CPU time does not. None where it is missing (not Linux).
+    """
+    try:
+        with open("/proc/stat", "rb") as file:
+            fields = [float(x) for x in file.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 4:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    # guest times are already counted in user and nice.
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def machine_cpu_percent(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    """How busy every CPU of the machine was between two :func:`machine_cpu` readings, in %.
+
+    Returns:
+        The busy share of all CPUs together (100: every core saturated), None if no time
+        passed between the readings.
+    """
+    total = after[1] - before[1]
+    if total <= 0:
+        return None
+    return 100.0 * max(0.0, after[0] - before[0]) / total

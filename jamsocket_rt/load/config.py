@@ -170,8 +170,11 @@ class LoadConfig:
         keys: ``"new"``, ``"shared"`` or a number K of keys used round-robin (``--keys``).
         key_prefix: the keys' prefix (``--key-prefix``); keys are ``PREFIX`` or ``PREFIX-i``.
         ramp_up: sessions started per second; 0 starts them all at once (``--ramp-up``).
-            Iterations begin when the ramp-up ends, so connects and measured load never mix.
-        duration: seconds of load after the ramp-up (``--duration``); None: no limit.
+            Iterations begin when the ramp-up ends and every session is ready (or failed), so
+            connects and measured load never mix.
+        duration: seconds of load (``--duration``), counted from the moment every session of
+            a worker is ready or failed after the ramp-up (at the latest ``ready_timeout``
+            after it), so a backend's spawn time does not eat into it; None: no limit.
         iterations: iterations per session (``--iterations``); None: no limit. At least one
             of ``duration`` and ``iterations`` is set; the run ends at whichever comes first.
         rate: iterations (calls) per second per session; 0 runs them back to back (``--rate``).
@@ -180,7 +183,10 @@ class LoadConfig:
         scenario: a built-in name or ``PATH.py[:FUNCTION]`` (``--scenario``).
         payload_size: bytes of padding in each message (``--payload-size``).
         call_timeout: seconds before a call or a wait counts as a timeout (``--call-timeout``).
-        ready_timeout: seconds a backend has to become ready (``--ready-timeout``).
+        ready_timeout: seconds a backend has to become ready (``--ready-timeout``); a session
+            not ready by then, or by the end of the run, counts as failed.
+        assume_ready: skip the status check and connect at once (``--assume-ready``): for a
+            fixed ConnectResponse of a plain Socket.IO server with no status service.
         transports: the Session's transports (``--transport``).
         processes: worker processes; sessions are dealt out among them (``--processes``).
         interval: seconds between progress lines and timeline rows (``--interval``).
@@ -214,6 +220,7 @@ class LoadConfig:
     thresholds: tuple[Threshold, ...] = ()
     terminate_backends: bool = False
     proxy: str | bool | None = None
+    assume_ready: bool = False
 
     def __attrs_post_init__(self) -> None:
         _check_number("--sessions", self.sessions, minimum=1, integer=True)
@@ -273,6 +280,8 @@ class LoadConfig:
                 raise _error("--proxy", str(exc).removeprefix("proxy: ")) from None
         if isinstance(self.target, FixedTarget) and self.keys != "shared":
             raise _error("--keys", "a fixed ConnectResponse is one backend: use --keys shared")
+        if self.assume_ready and not isinstance(self.target, FixedTarget):
+            raise _error("--assume-ready", "only with --connect-response")
 
     # -- derived ------------------------------------------------------------------------------
 

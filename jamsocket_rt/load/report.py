@@ -16,6 +16,7 @@ from typing import Any
 
 from attrs import define, field
 
+from ._causes import MACHINE_ERRORS, cause_of, threshold_text
 from .config import LoadConfig
 from .histogram import DEFAULT_PERCENTILES, LatencyHistogram
 from .stats import PHASES, Aggregate, TimelineRow
@@ -37,12 +38,9 @@ CPU_SATURATED_PERCENT = 90.0
 #: Event-loop lag above this (99th percentile) inflates every latency measured.
 LOOP_LAG_LIMIT_MS = 20.0
 
-_MACHINE_ERRORS = {
-    "EMFILE": "the open-file limit of the load process",
-    "ENFILE": "the system-wide open-file limit",
-    "EADDRNOTAVAIL": "the ephemeral ports of this machine",
-    "ENOBUFS": "the kernel's socket buffers",
-}
+_MACHINE_ERRORS = MACHINE_ERRORS
+#: Runs shorter than this get no CPU percentages in the summary (too few samples to mean much).
+MIN_SECONDS_FOR_PERCENT = 1.0
 
 
 @define
@@ -58,6 +56,9 @@ class RunFacts:
         fd_needed: the estimated descriptors each load process needs.
         cpu_count: CPUs of the machine.
         load_average: the highest 1-minute load average seen during the run.
+        machine_cpu_percent: how busy the whole machine's CPUs were in the steady window
+            (every process: backends and dev server included), in percent of all CPUs; None
+            where unknown.
         worker_sessions: sessions per worker, by worker.
         notes: anything else the runner wants the reader to know.
     """
@@ -70,6 +71,7 @@ class RunFacts:
     fd_needed: int
     cpu_count: int
     load_average: float = 0.0
+    machine_cpu_percent: float | None = None
     worker_sessions: dict[int, int] = field(factory=dict)
     notes: list[str] = field(factory=list)
 
@@ -115,7 +117,8 @@ def bottlenecks(agg: Aggregate, facts: RunFacts) -> list[str]:
     rows = _steady_rows(agg, facts) or agg.timeline
     if rows:
         busiest = statistics.median(row.max_worker_cpu_percent for row in rows)
-        if busiest >= CPU_SATURATED_PERCENT:
+        load_saturated = busiest >= CPU_SATURATED_PERCENT
+        if load_saturated:
             found.append(
                 f"the load process used {busiest:.0f}% of a core (median per tick): it, not "
                 "the backend, limits this load and its queueing is part of the latencies; "
@@ -141,7 +144,21 @@ def bottlenecks(agg: Aggregate, facts: RunFacts) -> list[str]:
             f"the open-file limit ({facts.fd_limit}) is below the {facts.fd_needed} descriptors "
             "this run may need per process"
         )
-    if facts.cpu_count and facts.load_average >= facts.cpu_count:
+    machine = facts.machine_cpu_percent
+    if machine is not None and facts.cpu_count:
+        if machine >= CPU_SATURATED_PERCENT:
+            ours = 100 * agg.cpu_seconds / (max(facts.elapsed, 1e-9) * facts.cpu_count)
+            found.append(
+                f"the machine's {facts.cpu_count} CPUs were {machine:.0f}% busy (the load "
+                f"processes about {min(ours, machine):.0f} of it, the rest the backends, the dev "
+                "server and everything else): "
+                + (
+                    "the load and the backend competed for CPU; run them on separate machines"
+                    if not load_saturated
+                    else "nothing was left to add load with"
+                )
+            )
+    elif facts.cpu_count and facts.load_average >= facts.cpu_count:
         found.append(
             f"the machine was fully busy (load average {facts.load_average:.1f} on "
             f"{facts.cpu_count} CPUs): a backend on this machine competed with the load"
@@ -161,7 +178,18 @@ def evaluate_thresholds(
     for threshold in thresholds:
         value = _metric(threshold, agg, facts)
         failed = True if value is None else threshold.fails(value)
-        results.append({"threshold": threshold.text, "value": value, "failed": failed})
+        results.append(
+            {
+                "threshold": threshold.text,
+                "value": value,
+                "failed": failed,
+                # For the verdict's text: the metric in its canonical unit (ms, %, /s).
+                "scope": threshold.scope,
+                "metric": threshold.metric,
+                "op": threshold.op,
+                "limit": threshold.value,
+            }
+        )
     return results
 
 
@@ -237,7 +265,7 @@ def build_report(config: LoadConfig, agg: Aggregate, facts: RunFacts) -> dict[st
             "by_kind": agg.errors_by(1),
             "by_where": agg.errors_by(0),
             "detail": [
-                {"where": where, "kind": kind, "count": n}
+                {"where": where, "kind": kind, "count": n, "cause": cause_of(where, kind)}
                 for (where, kind), n in agg.errors.most_common()
             ],
         },
@@ -248,7 +276,11 @@ def build_report(config: LoadConfig, agg: Aggregate, facts: RunFacts) -> dict[st
             "cpu_percent_of_one_core": round(
                 100 * agg.cpu_seconds / facts.elapsed if facts.elapsed else 0.0, 1
             ),
+            "machine_cpu_percent": (
+                None if facts.machine_cpu_percent is None else round(facts.machine_cpu_percent, 1)
+            ),
             "peak_rss_bytes": peak,
+            "rss_growth_bytes": grown,
             "rss_per_session_bytes": round(grown / ready),
             "loop_lag_p99_ms": _ms(agg.loop_lag.percentile(99)),
             "open_file_limit": facts.fd_limit,
@@ -396,9 +428,12 @@ def format_summary(report: Mapping[str, Any]) -> str:
     if len(report["operations"]) > 1:
         total = report["all_operations"]
         lines.append(row("all", total, report["errors"]["total"], total["throughput_per_s"]))
-    errors = report["errors"]["by_kind"]
-    if errors:
-        lines.append("errors: " + ", ".join(f"{kind} x{n}" for kind, n in errors.items()))
+    for error in report["errors"]["detail"]:
+        cause = error.get("cause")
+        lines.append(
+            f"error: {error['where']}: {error['kind']} x{error['count']}"
+            + (f" ({cause})" if cause else "")
+        )
     pacing = report["pacing"]
     if pacing["late_starts"] or pacing["missed_slots"]:
         lines.append(
@@ -406,21 +441,30 @@ def format_summary(report: Mapping[str, Any]) -> str:
             f"{pacing['missed_slots']} slots skipped (the sessions could not keep the rate)"
         )
     res = report["resources"]
+    if report["elapsed_s"] >= MIN_SECONDS_FOR_PERCENT:
+        cpu = f"{res['cpu_percent_of_one_core']:.0f}% of a core"
+    else:  # a percentage of a few milliseconds says nothing
+        cpu = f"{res['cpu_seconds']:.2f} s of CPU"
+    if res.get("machine_cpu_percent") is not None:
+        cpu += f" (machine: {res['machine_cpu_percent']:.0f}% of {res['cpu_count']} CPUs)"
     lines.append(
-        f"load process: {res['cpu_percent_of_one_core']:.0f}% of a core, peak RSS "
-        f"{res['peak_rss_bytes'] / 2**20:.0f} MiB ({res['rss_per_session_bytes'] / 1024:.1f} KiB "
-        f"per session), {report['config'].get('loop', 'asyncio')} loop lag p99 "
+        f"load process: {cpu}, {report['config'].get('loop', 'asyncio')} loop lag p99 "
         f"{_fmt_ms(res['loop_lag_p99_ms'])}"
+    )
+    grown = res.get("rss_growth_bytes", 0)
+    per_session = (
+        f" ({res['rss_per_session_bytes'] / 1024:.1f} KiB per ready session)" if s["ready"] else ""
+    )
+    lines.append(
+        f"memory: resident size grew {grown / 2**20:.1f} MiB over its size before the first "
+        f"session{per_session}, peak RSS {res['peak_rss_bytes'] / 2**20:.0f} MiB"
     )
     for sentence in report["bottlenecks"]:
         lines.append(f"bottleneck: {sentence}")
     for note in report["notes"]:
         lines.append(f"note: {note}")
     for result in report["thresholds"]:
-        value = result["value"]
-        shown = "no data" if value is None else f"{value:g}"
-        verdict = "FAILED" if result["failed"] else "ok"
-        lines.append(f"threshold {result['threshold']}: {verdict} (measured {shown})")
+        lines.append(threshold_text(result))
     return "\n".join(lines)
 
 

@@ -49,6 +49,20 @@ class LoadResult:
     facts: RunFacts
 
     @property
+    def failure(self) -> str | None:
+        """Why the run itself failed (no session ever became ready), or None.
+
+        Such a run measured nothing: it fails whatever the ``--fail-if`` thresholds say.
+        """
+        sessions = self.report["sessions"]
+        if sessions["ready"] == 0:
+            return (
+                f"no session became ready ({sessions['failed']} of {sessions['requested']} "
+                "failed): the run measured nothing"
+            )
+        return None
+
+    @property
     def failed_thresholds(self) -> list[str]:
         """The ``--fail-if`` conditions that held."""
         return [t["threshold"] for t in self.report["thresholds"] if t["failed"]]
@@ -154,10 +168,15 @@ async def run_load(
         },
     )
     loop = asyncio.get_running_loop()
+    # Whole-machine CPU readings after each tick: (seconds from the start, busy, total).
+    machine: list[tuple[float, tuple[float, float]]] = []
 
     def show(rows: list[TimelineRow]) -> None:
         for row in rows:
             facts.load_average = max(facts.load_average, _resources.load_average())
+            reading = _resources.machine_cpu()
+            if reading is not None:
+                machine.append((row.end, reading))
             printer.show(agg, row)
 
     def on_snapshot(worker: int, snapshot: Snapshot) -> None:
@@ -178,6 +197,9 @@ async def run_load(
                 await client.aclose()
         # Worker processes need a moment to start; one in-process worker starts at once.
         anchor = loop.time() + (0.05 if config.processes == 1 else 1.0)
+        reading = _resources.machine_cpu()
+        if reading is not None:
+            machine.append((0.0, reading))
         try:
             if config.processes == 1:
                 worker = Worker(
@@ -200,5 +222,34 @@ async def run_load(
             printer.end()
         facts.elapsed = loop.time() - anchor
     agg.flush()
+    if agg.timeline and (not machine or machine[-1][0] < agg.timeline[-1].end):
+        reading = _resources.machine_cpu()
+        if reading is not None:
+            machine.append((agg.timeline[-1].end, reading))
+    _set_window(facts, agg, config)
+    facts.machine_cpu_percent = _machine_share(machine, facts)
     report = build_report(config, agg, facts)
     return LoadResult(report=report, aggregate=agg, facts=facts)
+
+
+def _set_window(facts: RunFacts, agg: Aggregate, config: LoadConfig) -> None:
+    """The steady window: from the last worker's window opening to the first one's end."""
+    starts = agg.window_starts()
+    if not starts:
+        return  # no window opened (the run was cut short): keep the planned one
+    facts.steady_start = max(starts)
+    if config.duration is not None:
+        facts.steady_end = min(starts) + config.duration
+
+
+def _machine_share(
+    readings: list[tuple[float, tuple[float, float]]], facts: RunFacts
+) -> float | None:
+    """The whole machine's CPU use in the steady window (the whole run if it is too short)."""
+    end = facts.steady_end if facts.steady_end is not None else facts.elapsed
+    inside = [r for t, r in readings if facts.steady_start - 1e-9 <= t <= end + 1e-9]
+    if len(inside) < 2:
+        inside = [r for _, r in readings]
+    if len(inside) < 2:
+        return None
+    return _resources.machine_cpu_percent(inside[0], inside[-1])

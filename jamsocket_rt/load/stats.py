@@ -129,6 +129,8 @@ class Snapshot:
         loop_lag: how late the worker's event loop ran a timer during the tick.
         rss_baseline: the worker's resident memory before its first session, in bytes.
         rss_peak: the worker's peak resident memory so far, in bytes.
+        window_start: seconds from the run's start to the opening of the worker's load window
+            (every session ready or failed), None while it is not open.
         final: the worker's last snapshot.
     """
 
@@ -143,6 +145,7 @@ class Snapshot:
     loop_lag: LatencyHistogram = field(factory=LatencyHistogram)
     rss_baseline: int = 0
     rss_peak: int = 0
+    window_start: float | None = None
     final: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +162,7 @@ class Snapshot:
             "loop_lag": self.loop_lag.to_dict(),
             "rss_baseline": self.rss_baseline,
             "rss_peak": self.rss_peak,
+            "window_start": self.window_start,
             "final": self.final,
         }
 
@@ -182,6 +186,9 @@ class Snapshot:
                 loop_lag=LatencyHistogram.from_dict(data["loop_lag"]),
                 rss_baseline=int(data["rss_baseline"]),
                 rss_peak=int(data["rss_peak"]),
+                window_start=(
+                    None if data.get("window_start") is None else float(data["window_start"])
+                ),
                 final=bool(data["final"]),
             )
         except (KeyError, TypeError) as exc:
@@ -243,6 +250,7 @@ class Recorder:
         cpu_seconds: float,
         rss_baseline: int = 0,
         rss_peak: int = 0,
+        window_start: float | None = None,
         final: bool = False,
     ) -> Snapshot:
         """What was recorded since the previous snapshot, as tick number ``tick``."""
@@ -258,6 +266,7 @@ class Recorder:
             loop_lag=self._loop_lag,
             rss_baseline=rss_baseline,
             rss_peak=rss_peak,
+            window_start=window_start,
             final=final,
         )
         self._phases, self._operations = {}, {}
@@ -429,6 +438,10 @@ class Aggregate:
     @property
     def cpu_seconds(self) -> float:
         return sum(s.cpu_seconds for s in self._latest.values())
+
+    def window_starts(self) -> list[float]:
+        """When each worker's load window opened (seconds from the start), where it did."""
+        return [s.window_start for s in self._latest.values() if s.window_start is not None]
 
     def worker_memory(self) -> dict[int, tuple[int, int]]:
         """Each worker's (baseline, peak) resident memory in bytes, as last reported."""

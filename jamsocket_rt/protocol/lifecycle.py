@@ -18,6 +18,8 @@ connection that opened after ``close()``).
     IDLE --CONNECT--> PREPARING --READY--> CONNECTING --OPENED--> CONNECTED
     CONNECTED --DROPPED--> DISCONNECTED --GRACE_OVER--> RECONNECTING --OPENED--> CONNECTED
     RECONNECTING --UNREACHABLE--> RECONNECTING (backoff) --BACKOFF_OVER--> RECONNECTING
+    RECONNECTING --UNREACHABLE, no attempts left--> FAILED
+    CONNECTED --KICKED--> KICKED (no reconnect) --CONNECT--> RECONNECTING
     CONNECTING | RECONNECTING --GONE (410)--> probe the status --STATUS_CHECKED--> renew or end
     any live state --TERMINATED--> TERMINATED;  any state --CLOSE--> CLOSED
 """
@@ -59,6 +61,7 @@ class State(enum.Enum):
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"  # dropped: waiting out the grace period for a terminated status
     RECONNECTING = "reconnecting"  # opening a new connection, with backoff between attempts
+    KICKED = "kicked"  # the server disconnected the session: no reconnect until connect()
     FAILED = "failed"  # gave up (refused, token expired, backend ending, no reconnect)
     TERMINATED = "terminated"  # the backend has ended
     CLOSED = "closed"  # closed by the program
@@ -78,6 +81,7 @@ class Input(enum.Enum):
     STATUS_CHECKED = "status_checked"  # the status was read after a 410 (see the guards)
     RENEWED = "renewed"  # a fresh ConnectResponse for the same key (and ready)
     DROPPED = "dropped"  # the connection was lost
+    KICKED = "kicked"  # the server disconnected the Session's namespace ("io server disconnect")
     GRACE_OVER = "grace_over"  # the wait for a terminated status after a drop is over
     BACKOFF_OVER = "backoff_over"  # the wait between two reconnect attempts is over
     TERMINATED = "terminated"  # the status says the backend has ended
@@ -102,6 +106,8 @@ class Action(enum.Enum):
     PROBE_STATUS = "probe_status"  # read the status (and wait out a terminating backend)
     RENEW = "renew"  # ask the connect callable for a fresh token -> RENEWED
     FAIL = "fail"  # every waiting call, wait_for and stream fails; later uses raise
+    GIVE_UP = "give_up"  # FAIL with ReconnectFailed (attempts, last error), and on_error
+    REPORT = "report"  # on_error hears what ended the session in the background (no caller)
     RAISE = "raise"  # connect() raises what happened (the first connection only)
     END = "end"  # the backend ended: on_terminated hooks, fail everything, drop the connection
     CLOSE = "close"  # release everything: tasks, connection, status watcher
@@ -114,6 +120,7 @@ class Guard(enum.Enum):
     TERMINATED = "terminated"
     ENDING = "ending"
     CAN_RENEW = "can_renew"
+    ATTEMPTS_LEFT = "attempts_left"
 
 
 @frozen
@@ -125,12 +132,15 @@ class Guards:
         terminated: the status says the backend has ended.
         ending: the status says the backend is terminating.
         can_renew: a ``connect`` callable can fetch a fresh token.
+        attempts_left: fewer reconnect attempts failed in a row than ``reconnect_attempts``
+            allows (always, without a limit).
     """
 
     reconnect: bool = True
     terminated: bool = False
     ending: bool = False
     can_renew: bool = False
+    attempts_left: bool = True
 
     def holds(self, guard: Guard | None) -> bool:
         """Whether ``guard`` holds (None always does)."""
@@ -156,7 +166,9 @@ def _to(target: State, *actions: Action) -> tuple[Branch, ...]:
 
 
 #: The states in which the backend may still end (and the session is not closed).
-LIVE = frozenset({S.PREPARING, S.CONNECTING, S.CONNECTED, S.DISCONNECTED, S.RECONNECTING, S.FAILED})
+LIVE = frozenset(
+    {S.PREPARING, S.CONNECTING, S.CONNECTED, S.DISCONNECTED, S.RECONNECTING, S.KICKED, S.FAILED}
+)
 
 
 def _after_status_check(state: State, first: bool) -> tuple[Branch, ...]:
@@ -165,7 +177,7 @@ def _after_status_check(state: State, first: bool) -> tuple[Branch, ...]:
     On the first connection the outcome is raised to ``connect()``'s caller; on a reconnect
     everything waiting fails with it.
     """
-    give_up = (A.FAIL, A.RAISE) if first else (A.FAIL,)
+    give_up = (A.FAIL, A.RAISE) if first else (A.FAIL, A.REPORT)
     return (
         (G.TERMINATED, Transition(S.TERMINATED, (A.RAISE,) if first else ())),
         (G.ENDING, Transition(S.FAILED, give_up)),
@@ -193,11 +205,21 @@ _ROWS: dict[tuple[State, Input], tuple[Branch, ...]] = {
         (G.RECONNECT, Transition(S.RECONNECTING, (A.FAIL_UNANSWERED, A.RESET_BACKOFF, A.OPEN))),
         (None, Transition(S.FAILED, (A.FAIL_UNANSWERED, A.FAIL))),
     ),
-    # Reconnecting: network errors are retried with backoff; a refusal is final.
+    # The server disconnected the Session (socket.io-client's "io server disconnect"): no
+    # reconnect, but queued sends stay queued and connect() may open it again. The grace
+    # still applies: a backend that ends may say goodbye that way before its status does.
+    (S.CONNECTED, I.KICKED): _to(S.KICKED, A.SET_ASIDE_CALLS, A.ANNOUNCE_DISCONNECT, A.WAIT_GRACE),
+    (S.KICKED, I.GRACE_OVER): _to(S.KICKED, A.FAIL_UNANSWERED),
+    (S.KICKED, I.CONNECT): _to(S.RECONNECTING, A.RESET_BACKOFF, A.OPEN),
+    # Reconnecting: network errors are retried with backoff (up to reconnect_attempts failed
+    # attempts in a row); a refusal is final.
     (S.RECONNECTING, I.OPENED): _to(S.CONNECTED, A.FLUSH, A.ANNOUNCE_RECONNECT),
-    (S.RECONNECTING, I.UNREACHABLE): _to(S.RECONNECTING, A.WAIT_BACKOFF),
+    (S.RECONNECTING, I.UNREACHABLE): (
+        (G.ATTEMPTS_LEFT, Transition(S.RECONNECTING, (A.WAIT_BACKOFF,))),
+        (None, Transition(S.FAILED, (A.GIVE_UP,))),
+    ),
     (S.RECONNECTING, I.BACKOFF_OVER): _to(S.RECONNECTING, A.OPEN),
-    (S.RECONNECTING, I.REFUSED): _to(S.FAILED, A.FAIL),
+    (S.RECONNECTING, I.REFUSED): _to(S.FAILED, A.FAIL, A.REPORT),
     (S.RECONNECTING, I.GONE): _to(S.RECONNECTING, A.PROBE_STATUS),
     (S.RECONNECTING, I.STATUS_CHECKED): _after_status_check(S.RECONNECTING, first=False),
     (S.RECONNECTING, I.RENEWED): _to(S.RECONNECTING, A.OPEN),

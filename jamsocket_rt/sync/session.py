@@ -25,6 +25,7 @@ from ..asyncio._served import blocked_origin
 from ..asyncio.connection import TransportFactory
 from ..asyncio.namespace import Namespace
 from ..asyncio.session import EventStream, ResponseLike, Session, Ticker
+from ..protocol.lifecycle import State
 from ..protocol.options import Auth, Overflow, ParserName, SessionOptions, TransportName
 from ..protocol.proxy import ProxySetting
 from ..protocol.session import LatencyEstimate
@@ -293,7 +294,11 @@ class SyncSession(SyncNamespace):
         self.close()
 
     def connect(self) -> None:
-        """Wait until the backend is ready and open the connection (see Session.connect)."""
+        """Wait until the backend is ready and open the connection (see Session.connect);
+        again after the server disconnected the session."""
+        if self._loop is not None and self._session.state is State.KICKED:
+            self._run(self._session.connect)
+            return
         if self._loop is not None:
             raise RuntimeError("connect() was already called on this SyncSession")
         self._refuse_a_blocked_server()

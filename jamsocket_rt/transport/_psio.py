@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import types
 from typing import Any
 
 import aiohttp
@@ -30,10 +31,30 @@ MAX_PACKETS_PER_BATCH = 16
 
 # python-engineio refuses a long-polling payload of more than 16 packets, and drops the
 # connection over it; a socket.io server sends everything it buffered between two polls in one
-# payload, so a busy Node server exceeds that at once. The limit is a class attribute (so this
-# raises it process-wide, python-engineio servers included); the server's maxPayload still
-# bounds the payload's size.
+# payload, so a busy Node server exceeds that at once. The limit is a class attribute shared by
+# python-engineio's servers: rather than raise it for them too (a server in the same process
+# would then accept 100,000 packets per POST), the client module decodes with a subclass of its
+# own (see allow_large_polls); the server's maxPayload still bounds the payload's size.
 MAX_PACKETS_PER_POLL = 100_000
+
+
+class _ClientPayload(engineio.payload.Payload):  # type: ignore[misc]
+    """python-engineio's Payload with the client's own limit of packets per long poll."""
+
+    max_decode_packets = MAX_PACKETS_PER_POLL
+
+
+def allow_large_polls() -> None:
+    """Makes python-engineio's client (only) decode polls of up to MAX_PACKETS_PER_POLL packets.
+
+    Its client module reads ``payload.Payload``: that name, in that module, becomes the
+    subclass; ``engineio.payload.Payload`` and the servers keep their limit. Idempotent.
+    """
+    import engineio.async_client as client_module
+
+    if client_module.payload.Payload is not _ClientPayload:
+        client_module.payload = types.SimpleNamespace(Payload=_ClientPayload)
+
 
 ack_wanted: contextvars.ContextVar[bool] = contextvars.ContextVar("ack_wanted", default=False)
 

@@ -32,10 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import engineio
 import socketio
 
-from .._errors import TokenExpired
+from .._errors import TokenExpired, TransportBroke
 from ..protocol.events import ConnectError
 from ..protocol.msgpack import MsgpackCodec
 from ..protocol.packets import (
@@ -59,9 +58,9 @@ from ._common import (
 )
 from ._psio import (
     MAX_PACKETS_PER_BATCH,
-    MAX_PACKETS_PER_POLL,
     AsyncClient,
     ack_wanted,
+    allow_large_polls,
     disconnect,
     is_gone,
     msgpack_packet_class,
@@ -166,8 +165,7 @@ class PythonSocketIOTransport(TransportCore):
         if target.recovery is not None:
             target.recovery.forget()
         host = host_of(target)
-        if engineio.payload.Payload.max_decode_packets < MAX_PACKETS_PER_POLL:
-            engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
+        allow_large_polls()
         ssl_context = target.ssl if isinstance(target.ssl, _ssl.SSLContext) else None
         through = proxy_for(target.origin, target.proxy)  # one origin: one proxy for all
         proxy = None if through is None else through.url
@@ -296,6 +294,8 @@ class PythonSocketIOTransport(TransportCore):
             error: BaseException = ConnectionAbortedError(
                 "the server ended the connection (io server disconnect)"
             )
+        elif reason == socketio.AsyncClient.reason.TRANSPORT_ERROR:
+            error = TransportBroke(f"the connection was lost ({reason})")
         else:
             error = ConnectionResetError(f"the connection was lost ({reason})")
         self._lose(error)
@@ -421,7 +421,7 @@ class PythonSocketIOTransport(TransportCore):
                 # python-engineio queues what emit handed over; wait until it is written.
                 await client.eio.queue.join()
             except Exception as exc:  # noqa: BLE001 (python-socketio fails in many shapes)
-                self._lose(ConnectionResetError(f"sending failed: {type(exc).__name__}: {exc}"))
+                self._lose(TransportBroke(f"sending failed: {type(exc).__name__}: {exc}"))
                 return
             self._unwritten -= handed_over
             drained = self._drained

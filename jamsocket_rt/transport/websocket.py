@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._errors import TransportBroke
 from ..protocol.engineio import ProtocolError, excerpt
 from ..protocol.msgpack import MsgpackClientProtocol
 from ..protocol.packets import JsonCodec
@@ -185,11 +186,9 @@ class WebSocketTransport(WebSocketConnection):
             closed.set_result(None)
         self._wake_drainers(ConnectionError("the connection was lost"))
         self._failed(
-            ConnectionResetError(
-                "the connection was closed"
-                if exc is None
-                else f"the connection failed: {type(exc).__name__}: {exc}"
-            ),
+            ConnectionResetError("the connection was closed")
+            if exc is None
+            else TransportBroke(f"the connection failed: {type(exc).__name__}: {exc}"),
             ConnectionError(f"{self._where} closed the connection during the handshake"),
         )
 

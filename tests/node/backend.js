@@ -37,9 +37,12 @@ const httpServer = http.createServer((req, res) => {
   }
 });
 
+// PING_INTERVAL_MS and PING_TIMEOUT_MS (optional) shorten Engine.IO's liveness check for tests.
 const io = new Server(httpServer, {
   maxHttpBufferSize: MAX_MESSAGE_BYTES,
   cors: { origin: "*" },
+  pingInterval: Number(process.env.PING_INTERVAL_MS) || 25000,
+  pingTimeout: Number(process.env.PING_TIMEOUT_MS) || 20000,
 });
 
 function number(value, fallback = 0) {
