@@ -396,8 +396,8 @@ def markdown(
             continue
         if for_readme and target != "node":
             lines += [
-                f"Round trips against the {TARGET_LABELS[target]}: in "
-                "[benchmarks/results/latest.md](benchmarks/results/latest.md).",
+                f"Round trips against the {TARGET_LABELS[target]}: under "
+                "[Every row](#every-row) below.",
                 "",
             ]
             continue
@@ -474,7 +474,11 @@ def _versions_line(raw: Mapping[str, Any]) -> str:
 
 
 def update_readme(readme: Path, text: str) -> bool:
-    """Replaces what is between the README's benchmark markers; False when it has none."""
+    """Replaces what is between a page's benchmark markers; False when it has none.
+
+    The page is the docs' benchmarks page (``docs/benchmarks.md``); the name is the README's,
+    which held the markers before the docs site.
+    """
     content = readme.read_text()
     begin, end = content.find(README_BEGIN), content.find(README_END)
     if begin < 0 or end < begin:

@@ -61,13 +61,11 @@ def van_der_corput(index: int) -> float:
 class Pacer:
     """The absolute schedule of one paced session.
 
-    Args:
+    Attributes:
         period: seconds between two iterations (must be positive).
         anchor: the time of the period's start shared by every session (any clock; the
             caller's ``now`` values must use the same one).
         phase: this session's offset as a fraction of the period, in [0, 1).
-
-    Attributes:
         late: iterations started after their slot (the previous one ran over).
         missed: slots skipped entirely because the session was more than a period behind.
     """
