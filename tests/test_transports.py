@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -176,7 +177,19 @@ async def test_concurrent_acks_get_their_own_answers(peer: str, connect: Connect
     assert await call(transport, "echo") == []
 
 
-async def test_binary_both_ways(peer: str, connect: Connect) -> None:
+async def test_binary_both_ways(
+    peer: str, connect: Connect, kind: str, request: pytest.FixtureRequest
+) -> None:
+    if (
+        sys.version_info >= (3, 13)
+        and kind == "psio-polling"
+        and "python" in request.node.callspec.id
+    ):
+        # The test peer's bug, not the client's: python-engineio's server reads a polling
+        # POST with read(CONTENT_LENGTH), which on aiohttp returns what has arrived so far;
+        # on 3.13 the 100 KiB body arrives in pieces and it decodes a truncated payload
+        # ("Incorrect padding"). The Node peer runs this test on 3.13 too.
+        pytest.skip("python-engineio's server truncates long polling POSTs on Python 3.13")
     recorder = Recorder(respond=lambda name, args: [b"\xffanswer", {"nested": [b""]}])
     transport = await connect(peer, recorder)
     blob = bytes(range(256)) * 300  # > 64 KiB: a long frame header
