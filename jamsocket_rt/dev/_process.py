@@ -30,6 +30,7 @@ from .._models import (
 )
 from ._guard import GroupGuard
 from ._output import LinePump, pump_lines
+from ._ports import group_listens_on
 
 __all__ = ["Backend", "LaunchConfig", "as_command"]
 
@@ -321,7 +322,10 @@ class Backend:
         deadline = time.monotonic() + self._config.startup_timeout
         delay = _POLL_FIRST
         while process.returncode is None and self._termination is None:
-            if await _accepts_connections(self._config.upstream_host, self.port):
+            # Another program may have taken the port between its pick and the backend's bind:
+            # then it is not the backend accepting (where /proc can tell).
+            accepting = await _accepts_connections(self._config.upstream_host, self.port)
+            if accepting and group_listens_on(process.pid, self.port) is not False:
                 return True
             if time.monotonic() >= deadline:
                 _log.warning(
