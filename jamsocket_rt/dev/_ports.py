@@ -37,25 +37,35 @@ def _listening_inodes(port: int) -> set[str] | None:
     return found if readable else None
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            # The fields after the command (in parentheses, which may hold spaces): state,
-            # ppid, pgrp...
-            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
-        except (OSError, ValueError, IndexError):
-            continue
-        if pgrp == pgid:
-            members.append(int(entry.name))
-    return members
+def _group_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # After the command (in parentheses, which may hold spaces): state, ppid, pgrp...
+        return int(stat.rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _family(leader: int) -> list[int]:
+    """``leader`` and its descendants still in its process group (from
+    /proc/PID/task/TID/children: no scan of the whole of /proc)."""
+    found, pending = [], [leader]
+    while pending:
+        pid = pending.pop()
+        if _group_of(pid) != leader:
+            continue  # it left the group (a session of its own): not the backend
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def group_listens_on(pgid: int, port: int) -> bool | None:
-    """Whether a process of group ``pgid`` holds the socket listening on ``port``.
+    """Whether the process ``pgid`` (a group's leader) or one it started holds the socket
+    listening on ``port``.
 
     Returns:
         True or False where /proc says; None where it cannot tell (not Linux, no access).
@@ -66,7 +76,7 @@ def group_listens_on(pgid: int, port: int) -> bool | None:
     if not inodes:
         return False
     wanted = {f"socket:[{inode}]" for inode in inodes}
-    for pid in _group_members(pgid):
+    for pid in _family(pgid):
         try:
             descriptors = os.listdir(f"/proc/{pid}/fd")
         except OSError:
