@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -38,7 +38,7 @@ from .._errors import ConfigurationError
 from .._models import ConnectResponse
 from ..protocol._requests import check_base_url
 from ..protocol.api import DEFAULT_API_URL, origin
-from ..protocol.proxy import parse_proxy
+from ._flag_types import argument_type, port_number, proxy_flag, url
 
 if TYPE_CHECKING:
     import argparse
@@ -182,18 +182,11 @@ def dev_requested(environ: Mapping[str, str] | None = None) -> bool:
     raise ConfigurationError(f"{ENV_DEV} must be true or false (true, 1, yes / false, 0, no)")
 
 
-def _port(text: str) -> int | None:
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-        return None
-    return int(text)
-
-
 def _env_dev_port(environ: Mapping[str, str]) -> int:
     text = environ.get(ENV_DEV_PORT, "").strip()
     if not text:
         return DEFAULT_DEV_PORT
-    port = _port(text)
+    port = port_number(text)
     if port is None:
         raise ConfigurationError(f"{ENV_DEV_PORT} must be a port number (1-65535)")
     return port
@@ -264,36 +257,6 @@ _SELECTORS: dict[Kind, str] = {
 _JAMSOCKET_FLAGS = ("--account", "--service", "--token")
 
 
-def _argument_type(check: Callable[[str], T | None], expected: str) -> Callable[[str], T]:
-    """``check`` as an argparse type: None from it becomes argparse's error naming the flag."""
-    import argparse  # only the command line needs it, not ``import jamsocket_rt``
-
-    def convert(text: str) -> T:
-        value = check(text)
-        if value is None:
-            raise argparse.ArgumentTypeError(f"expected {expected}")
-        return value
-
-    return convert
-
-
-def _url(text: str) -> str | None:
-    try:
-        return check_base_url(text.strip(), "URL")
-    except ConfigurationError:
-        return None
-
-
-def _proxy(text: str) -> str | bool | None:
-    if text.strip().lower() in ("off", "none", "no", "false", "direct"):
-        return False
-    try:
-        parse_proxy(text)
-    except ConfigurationError:
-        return None
-    return text.strip()
-
-
 def add_platform_arguments(
     parser: argparse.ArgumentParser, *, default: str
 ) -> argparse._MutuallyExclusiveGroup:
@@ -328,7 +291,7 @@ def add_platform_arguments(
     selectors.add_argument(
         "--plane",
         metavar="URL",
-        type=_argument_type(_url, "an absolute http:// or https:// URL"),
+        type=argument_type(url, "an absolute http:// or https:// URL"),
         help=f"the self-hosted Plane controller at URL (--image; --token or {ENV_PLANE_TOKEN})",
     )
     selectors.add_argument(
@@ -339,13 +302,13 @@ def add_platform_arguments(
     group.add_argument(
         "--dev-port",
         metavar="PORT",
-        type=_argument_type(_port, "a port number (1-65535)"),
+        type=argument_type(port_number, "a port number (1-65535)"),
         help=f"the dev server's port on localhost ({ENV_DEV_PORT}, default {DEFAULT_DEV_PORT})",
     )
     group.add_argument(
         "--api-url",
         metavar="URL",
-        type=_argument_type(_url, "an absolute http:// or https:// URL"),
+        type=argument_type(url, "an absolute http:// or https:// URL"),
         help=f"the Jamsocket API URL ({ENV_API_URL}); without --jamsocket, --account, "
         "--service or --token: a running dev server's URL",
     )
@@ -360,7 +323,7 @@ def add_platform_arguments(
     group.add_argument(
         "--proxy",
         metavar="URL|off",
-        type=_argument_type(_proxy, "an http:// proxy URL, or off"),
+        type=argument_type(proxy_flag, "an http:// proxy URL, or off"),
         help="the HTTP proxy of every connection (http://[user:password@]host:port); 'off' "
         "connects directly; default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY",
     )

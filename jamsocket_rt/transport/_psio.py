@@ -13,13 +13,22 @@ import contextlib
 import contextvars
 import functools
 import types
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import engineio
 import socketio
 
-from ..protocol.msgpack import ext_hook
+from ..protocol.msgpack import MsgpackCodec, ext_hook
+from ..protocol.packets import (
+    Packet,
+    PacketType,
+    StdlibJsonCodec,
+    decode_packet,
+    encode_packet,
+    reconstruct,
+)
 from ..protocol.trace import Direction
 from ._trace import DEBUG, WIRE, trace_packet
 from .base import ConnectTarget
@@ -194,3 +203,35 @@ def is_gone(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+# python-socketio serializes with the standard library's json: check arguments the same way.
+_STDLIB_JSON = StdlibJsonCodec()
+
+
+def plain_json(data: list[Any]) -> tuple[list[Any], int, int]:
+    """``data`` checked and copied as python-socketio's JSON parser carries it.
+
+    Returns:
+        (the copy, in the types python-socketio knows, its encoded size, Engine.IO packets).
+
+    Raises:
+        TypeError: something in ``data`` cannot be serialized.
+    """
+    # As an ACK: its data may be any list (an event's and an acknowledgement's arguments).
+    frames = encode_packet(Packet(PacketType.ACK, data, 0), _STDLIB_JSON)
+    # It takes no memoryview, and the caller may mutate its arguments once handed over.
+    packet = decode_packet(frames[0][1][1:].decode(), _STDLIB_JSON)
+    plain = reconstruct(packet.data, [payload for _, payload in frames[1:]])
+    return plain, sum(len(payload) for _, payload in frames), len(frames)
+
+
+def plain_msgpack(codec: MsgpackCodec) -> Callable[[list[Any]], tuple[list[Any], int, int]]:
+    """:func:`plain_json` for socket.io-msgpack-parser (one binary message per packet)."""
+
+    def plain(data: list[Any]) -> tuple[list[Any], int, int]:
+        encoded = codec.pack(data)
+        copy: list[Any] = codec.unpack(encoded)
+        return copy, len(encoded), 1
+
+    return plain

@@ -37,14 +37,6 @@ import socketio
 from .._errors import TokenExpired, TransportBroke
 from ..protocol.events import ConnectError
 from ..protocol.msgpack import MsgpackCodec
-from ..protocol.packets import (
-    Packet,
-    PacketType,
-    StdlibJsonCodec,
-    decode_packet,
-    encode_packet,
-    reconstruct,
-)
 from ..protocol.proxy import proxy_for
 from ..protocol.recovery import Recovery
 from ._common import (
@@ -65,6 +57,8 @@ from ._psio import (
     is_gone,
     msgpack_packet_class,
     network_cause,
+    plain_json,
+    plain_msgpack,
 )
 from ._trace import DEBUG, WIRE, trace_connect
 from .base import (
@@ -79,37 +73,6 @@ from .base import (
 from .websocket import WRITE_HIGH_WATER, WRITE_LOW_WATER
 
 __all__ = ["PythonSocketIOTransport"]
-
-# python-socketio serializes with the standard library's json: check arguments the same way.
-_STDLIB_JSON = StdlibJsonCodec()
-
-
-def _plain_json(data: list[Any]) -> tuple[list[Any], int, int]:
-    """``data`` checked and copied as python-socketio's JSON parser carries it.
-
-    Returns:
-        (the copy, in the types python-socketio knows, its encoded size, Engine.IO packets).
-
-    Raises:
-        TypeError: something in ``data`` cannot be serialized.
-    """
-    # As an ACK: its data may be any list (an event's and an acknowledgement's arguments).
-    frames = encode_packet(Packet(PacketType.ACK, data, 0), _STDLIB_JSON)
-    # It takes no memoryview, and the caller may mutate its arguments once handed over.
-    packet = decode_packet(frames[0][1][1:].decode(), _STDLIB_JSON)
-    plain = reconstruct(packet.data, [payload for _, payload in frames[1:]])
-    return plain, sum(len(payload) for _, payload in frames), len(frames)
-
-
-def _plain_msgpack(codec: MsgpackCodec) -> Callable[[list[Any]], tuple[list[Any], int, int]]:
-    """:func:`_plain_json` for socket.io-msgpack-parser (one binary message per packet)."""
-
-    def plain(data: list[Any]) -> tuple[list[Any], int, int]:
-        encoded = codec.pack(data)
-        copy: list[Any] = codec.unpack(encoded)
-        return copy, len(encoded), 1
-
-    return plain
 
 
 class PythonSocketIOTransport(TransportCore):
@@ -148,7 +111,7 @@ class PythonSocketIOTransport(TransportCore):
         self._shutdown_task: asyncio.Task[None] | None = None
         self._nsp = "/"
         self._where = ""
-        self._plain: Callable[[list[Any]], tuple[list[Any], int, int]] = _plain_json
+        self._plain: Callable[[list[Any]], tuple[list[Any], int, int]] = plain_json
 
     # ----------------------------------------------------------------------- connect
 
@@ -192,7 +155,7 @@ class PythonSocketIOTransport(TransportCore):
             serializer=msgpack_packet_class() if target.parser == "msgpack" else "default",
         )
         if target.parser == "msgpack":
-            self._plain = _plain_msgpack(MsgpackCodec())
+            self._plain = plain_msgpack(MsgpackCodec())
         self._nsp = target.namespace
         self._where = host
         client.eio.target = target
