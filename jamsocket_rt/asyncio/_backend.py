@@ -20,6 +20,7 @@ from ..protocol.lifecycle import Input, State
 from ..protocol.options import SessionOptions
 from ..protocol.session import StatusTracker
 from . import status as status_hub
+from ._util import Flag
 from ._util import timeout as _timeout
 
 logger = logging.getLogger("jamsocket_rt.session")
@@ -69,7 +70,7 @@ class BackendWatch:
         self._connect_fn = connect
         self._tracker = StatusTracker()
         self._subscription: status_hub.Subscription | None = None
-        self._state_changed: asyncio.Event | None = None
+        self._state_changed: Flag | None = None
         self._status_error: JamsocketError | None = None
 
     # ------------------------------------------------------------------ state

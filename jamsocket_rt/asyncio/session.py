@@ -31,6 +31,7 @@ from ..protocol.socketio import check_namespace
 from ._backend import ENDING_WAIT, ConnectCallable, ResponseLike, coerce_response
 from ._handlers import ANY_EVENT
 from ._lifecycle import SessionCore
+from ._util import Flag
 from .connection import TransportFactory
 from .namespace import Namespace
 from .stream import EventStream
@@ -245,7 +246,7 @@ class Session(SessionCore):
         if self._state is not State.IDLE:
             raise RuntimeError("connect() was already called on this Session")
         self._loop = asyncio.get_running_loop()
-        self._state_changed = asyncio.Event()
+        self._state_changed = Flag()
         try:
             await self._drive(Input.CONNECT)
             if self.state is not State.CONNECTED:

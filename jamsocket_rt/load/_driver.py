@@ -148,6 +148,14 @@ class Worker:
         self._window_open = asyncio.Event()
         self._unsettled = 0
         self._all_settled = asyncio.Event()
+        # Sessions close only once no session is still calling: closing thousands of sessions
+        # takes the loop for a while, which would be measured as the latency of the last
+        # calls. ``_lanes_done`` is set when no session is connecting or calling any more,
+        # ``_closing_time`` when sessions may close.
+        self._driving = 0
+        self._lanes_done = asyncio.Event()
+        self._closing_time = asyncio.Event()
+        self._parked: set[asyncio.Task[None]] = set()
         self._session_cls = _AssumedReadySession if config.assume_ready else Session
         self._payload = "x" * config.payload_size
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,6 +187,7 @@ class Worker:
             await self._open_window()
             await self._wait_sessions()
         finally:
+            self._closing_time.set()  # (ended early: no session waits for the end)
             for task in (ticker, probe, freezer):
                 task.cancel()
             for task in (ticker, probe, freezer):
@@ -244,12 +253,17 @@ class Worker:
             tick += 1
 
     async def _probe_lag(self) -> None:
+        """Measures how late the loop runs timers, during the load window only (the connect
+        and close storms around it are not the load)."""
         loop = asyncio.get_running_loop()
         record = self.recorder.record_loop_lag
+        window_open = self._window_open
         while True:
             due = loop.time() + LAG_PROBE_INTERVAL
             await asyncio.sleep(LAG_PROBE_INTERVAL)
-            record(loop.time() - due)
+            now = loop.time()
+            if window_open.is_set() and now <= self.stop_at:
+                record(now - due)
 
     async def _launch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -263,12 +277,18 @@ class Worker:
             self._unsettled += 1
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._parked.discard)
 
     def _settle(self) -> None:
         """One session is ready or failed (called once per session)."""
         self._unsettled -= 1
         if self._unsettled <= 0:
             self._all_settled.set()
+        self._check_lanes_done()
+
+    def _check_lanes_done(self) -> None:
+        if self._unsettled <= 0 and self._driving <= 0:
+            self._lanes_done.set()
 
     async def _open_window(self) -> None:
         """Opens the load window once every session is ready or failed, after the ramp-up.
@@ -292,6 +312,11 @@ class Worker:
         self._window_open.set()
 
     async def _wait_sessions(self) -> None:
+        """Waits for the load to end, then lets every session close.
+
+        Every session calls until the end of the load; then those still in a call past the
+        grace period (and those still connecting) are cut, and the others close together.
+        """
         loop = asyncio.get_running_loop()
         if not self._tasks:
             return
@@ -299,13 +324,15 @@ class Worker:
         if self.stop_at != math.inf:
             grace = min(self.config.call_timeout, STOP_GRACE)
             timeout = max(0.0, self.stop_at + grace - loop.time())
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        if pending:
-            # Stuck in a call past the end: cut them, each closes its session on the way out.
-            while self._tasks:
-                for task in list(self._tasks):
-                    task.cancel()
-                await asyncio.wait(set(self._tasks))
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._lanes_done.wait(), timeout)
+        self._closing_time.set()
+        # Stuck in a call past the end, or still connecting: cut them, each closes its
+        # session on the way out.
+        for task in self._tasks - self._parked:
+            task.cancel()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     async def _cleanup(self) -> None:
         client, self._client = self._client, None
@@ -399,11 +426,18 @@ class Worker:
             ready = ready_at[0] if ready_at else connected
             recorder.record_phase("ready", ready - got_response)
             recorder.record_phase("socket_connect", connected - ready)
+            self._driving += 1
             settle(True)
             try:
                 await self._drive(session, index)
             finally:
                 counts.finished += 1
+                self._driving -= 1
+                self._check_lanes_done()
+            task = asyncio.current_task()
+            assert task is not None
+            self._parked.add(task)
+            await self._closing_time.wait()
         finally:
             await session.close()
 

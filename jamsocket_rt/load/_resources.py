@@ -15,6 +15,7 @@ __all__ = [
     "cpu_seconds",
     "current_rss",
     "descriptors_needed",
+    "fd_limit_advice",
     "load_average",
     "machine_cpu",
     "machine_cpu_percent",
@@ -54,6 +55,31 @@ def raise_open_file_limit(wanted: int) -> tuple[int, int]:
     return (
         big if soft == resource.RLIM_INFINITY else soft,
         big if hard == resource.RLIM_INFINITY else hard,
+    )
+
+
+def fd_limit_advice(soft: int, hard: int, needed: int, sessions: int) -> str:
+    """The warning for a load process whose open-file limit is below what it needs.
+
+    Args:
+        soft: the limit in force (already raised as far as the hard limit allows).
+        hard: the hard limit, which only root can raise.
+        needed: the descriptors one load process needs (:func:`descriptors_needed`).
+        sessions: the sessions of one load process.
+
+    Returns:
+        What stops the run, and the ways around it, in one paragraph.
+    """
+    room = max(1, soft - (needed - sessions))  # sessions that fit beside the fixed needs
+    processes = -(-sessions // room)
+    return (
+        f"warning: the open-file limit is {soft} (RLIMIT_NOFILE; raised to the hard limit "
+        f"{hard}, which only root can raise) but each load process may need about {needed}: "
+        "sessions past the limit will fail with EMFILE. Raise the hard limit where the run "
+        f"starts (as root: `ulimit -Hn {needed}` in its shell; `nofile` in "
+        f"/etc/security/limits.conf; `LimitNOFILE={needed}` for a systemd service; "
+        f"`--ulimit nofile={needed}` for a container), or spread the sessions over "
+        f"`--processes {processes}` or more (about {room} sessions fit in each)"
     )
 
 

@@ -149,11 +149,7 @@ async def run_load(
     fd_needed = _resources.descriptors_needed(per_process, _backends_per_process(config))
     fd_limit, fd_hard = _resources.raise_open_file_limit(fd_needed)
     if fd_limit < fd_needed:
-        printer.message(
-            f"warning: the open-file limit is {fd_limit} (hard limit {fd_hard}) but each load "
-            f"process may need about {fd_needed}: sessions past the limit will fail with "
-            "EMFILE; raise it (ulimit -n) or use --processes"
-        )
+        printer.message(_resources.fd_limit_advice(fd_limit, fd_hard, fd_needed, per_process))
     agg = Aggregate(config.processes, config.interval, rolling=ROLLING_TICKS)
     facts = RunFacts(
         started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

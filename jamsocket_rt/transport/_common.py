@@ -32,6 +32,22 @@ LOST = Phase.LOST
 CLOSED = Phase.CLOSED
 
 
+def open_file_limit_hint() -> str:
+    """What to do when a connection failed with EMFILE: the limit in force, and its remedy."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return "the process's open-file limit is reached"
+    return (
+        f"the process's open-file limit (RLIMIT_NOFILE) of {soft} is reached, each connection "
+        f"takes one; raise it up to the hard limit {hard} with "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard)) or `ulimit -n` before starting, "
+        "and the hard limit as root"
+    )
+
+
 def host_of(target: ConnectTarget) -> str:
     """``host[:port]`` of the target: what error messages may name (the path holds the token)."""
     url = URL(target.origin)

@@ -180,7 +180,7 @@ class Connector:
 
     async def connect(
         self,
-        protocol: asyncio.Protocol,
+        protocol: asyncio.BaseProtocol,
         host: str,
         port: int,
         *,

@@ -9,6 +9,7 @@ and closes as RFC 6455 7.1.1 says. What the messages mean is its subclass's busi
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from typing import TYPE_CHECKING, cast
 
@@ -26,7 +27,7 @@ from ..protocol.websocket import (
     host_header,
 )
 from ..protocol.websocket import encode_frame as _frame
-from ._common import TransportCore, query_string, redact, socketio_path
+from ._common import TransportCore, open_file_limit_hint, query_string, redact, socketio_path
 from ._timers import Deadline, coarse_timers
 from ._trace import DEBUG, WIRE, trace_connect, trace_frames, trace_messages
 from .base import ConnectTarget
@@ -181,6 +182,8 @@ class WebSocketConnection(TransportCore, asyncio.BufferedProtocol):
             )
         except OSError as exc:  # refused, unreachable, unknown host, TLS failures
             detail = redact(f"{type(exc).__name__}: {exc}", target)
+            if exc.errno == errno.EMFILE:
+                detail += f" ({open_file_limit_hint()})"
             raise ConnectionError(f"cannot connect to {self._where}: {detail}") from None
         assert self._tx is not None
         assert self._upgrade is not None
