@@ -118,3 +118,14 @@ class NamespaceState:
         self.early: list[ProtocolEvent] = []
         self.recovery = recovery
         self.tracking: Recovery | None = None
+
+
+# The states as module constants: looking an enum member up on its class, once per message,
+# costs more than the per-message paths can afford.
+_OPENING = State.OPENING
+_CONNECTING = State.CONNECTING
+_CONNECTED = State.CONNECTED
+_CLOSED = State.CLOSED
+
+#: The extra namespaces of a connection that has none (most): one shared, never changed.
+_NO_OTHERS: dict[str, NamespaceState] = {}

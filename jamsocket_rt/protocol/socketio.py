@@ -8,15 +8,17 @@ write what it asks for (:meth:`~ClientProtocol.data_to_send`, and the frames its
 methods return), and act on the events it returns. Every event names its namespace.
 
 The packet codec and the JSON codecs are in :mod:`jamsocket_rt.protocol.packets`, the events it
-returns in :mod:`jamsocket_rt.protocol.events`.
+returns in :mod:`jamsocket_rt.protocol.events`, its sending side (events, acknowledgements and
+DISCONNECTs encoded as frames) in its base :class:`~jamsocket_rt.protocol._outbound.Outbound`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from ._outbound import Outbound
 from .engineio import (
     CLOSE,
     MESSAGE,
@@ -25,12 +27,16 @@ from .engineio import (
     PING,
     PONG,
     UPGRADE,
-    EngineState,
     ProtocolError,
     excerpt,
     parse_open,
 )
 from .events import (
+    _CLOSED,
+    _CONNECTED,
+    _CONNECTING,
+    _NO_OTHERS,
+    _OPENING,
     DEFAULT_NAMESPACE,
     Ack,
     Connected,
@@ -44,8 +50,6 @@ from .events import (
 )
 from .packets import (
     _NO_DATA,
-    MAX_ACK_ID,
-    OP_BINARY,
     OP_TEXT,
     Frame,
     JsonCodec,
@@ -53,10 +57,8 @@ from .packets import (
     PacketType,
     _check_payload,
     _count_placeholders,
-    _dumps,
     _parse,
     default_json,
-    encode_packet,
     reconstruct,
 )
 from .recovery import Recovery, answered
@@ -74,20 +76,10 @@ __all__ = [
 ]
 
 
-# The states as module constants: looking an enum member up on its class, once per message,
-# costs more than the per-message paths can afford.
-_OPENING = State.OPENING
-_CONNECTING = State.CONNECTING
-_CONNECTED = State.CONNECTED
-_CLOSED = State.CLOSED
-
-#: The extra namespaces of a connection that has none (most): one shared, never changed.
-_NO_OTHERS: dict[str, NamespaceState] = {}
-
 _PONG = (OP_TEXT, b"3")
 
 
-class ClientProtocol(EngineState):
+class ClientProtocol(Outbound):
     """The client side of one Socket.IO connection over an Engine.IO websocket.
 
     The connection's own namespace (``namespace``, ``/`` by default) is connected once the
@@ -117,20 +109,16 @@ class ClientProtocol(EngineState):
 
     __slots__ = (
         "_auth",
-        "_binary",
         "_early",
         "_json",
         "_loads",
         "_max_payload",
-        "_next_ack_id",
         "_nsp",
-        "_others",
         "_prefix",
         "_recovery",
         "_tracking",
         "dropped",
         "sid",
-        "state",
     )
 
     def __init__(
@@ -213,11 +201,6 @@ class ClientProtocol(EngineState):
         other.state = _CONNECTING
         auth = other.auth if other.recovery is None else other.recovery.connect_payload(other.auth)
         self._outgoing.extend(self._packet_frames(Packet(PacketType.CONNECT, auth, namespace=nsp)))
-
-    def _packet_frames(self, packet: Packet) -> list[Frame]:
-        """The frames of a packet off the per-message paths (the parser's seam: see
-        :class:`~jamsocket_rt.protocol.msgpack.MsgpackClientProtocol`)."""
-        return encode_packet(packet, self._json)
 
     def _parse_message(self, data: str | bytes) -> tuple[int, int, str, int | None, Any]:
         """(type, attachments, namespace, ack id, data or _NO_DATA) of a MESSAGE off the fast
@@ -426,98 +409,3 @@ class ClientProtocol(EngineState):
             self.state = _CLOSED
             return [error]
         raise ProtocolError(f"{PacketType(ptype).name} before the CONNECT answer")
-
-    # ----------------------------------------------------------------------- sending
-
-    def send_event(
-        self, name: str, args: Sequence[Any], ack: bool, nsp: str | None = None
-    ) -> tuple[list[Frame], int | None]:
-        """Encodes one event.
-
-        Args:
-            name: the event name.
-            args: its arguments; binary values anywhere become attachments.
-            ack: allocate an acknowledgement id.
-            nsp: the namespace (default: the connection's own).
-
-        Returns:
-            The frames to write (a text frame, then one per attachment) and the ack id or None.
-
-        Raises:
-            TypeError: an argument cannot be serialized (no ack id was allocated).
-            ValueError: a frame exceeds the server's ``maxPayload`` (it would kill the
-                connection).
-            RuntimeError: the namespace is not connected.
-        """
-        prefix = self._prefix
-        if nsp is not None and nsp != self._nsp:
-            prefix = self._check_other(nsp, "send an event")
-        elif self.state is not _CONNECTED:
-            raise RuntimeError(f"cannot send an event while {self.state.value}")
-        body, attachments = _dumps(self._json, [name, *args])
-        ack_id: int | None = self._next_ack_id if ack else None
-        if attachments:
-            head = f"45{len(attachments)}-{prefix}{'' if ack_id is None else ack_id}"
-            frames = [(OP_TEXT, head.encode() + body), *[(OP_BINARY, a) for a in attachments]]
-            self._check_size(frames)
-        else:
-            if prefix:
-                head = f"42{prefix}{'' if ack_id is None else ack_id}"
-                payload = head.encode() + body
-            else:
-                payload = b"42" + body if ack_id is None else b"42%d" % ack_id + body
-            if len(payload) > self._server_max_payload:
-                self._check_size([(OP_TEXT, payload)])
-            frames = [(OP_TEXT, payload)]
-        if ack_id is not None:
-            self._next_ack_id = ack_id + 1 if ack_id < MAX_ACK_ID else 0
-        return frames, ack_id
-
-    def _check_other(self, nsp: str, what: str) -> str:
-        other = self._others.get(nsp)
-        if other is None or other.state is not _CONNECTED or self.state is _CLOSED:
-            state = "closed" if other is None else other.state.value
-            raise RuntimeError(f"cannot {what} on namespace {nsp!r} while {state}")
-        return nsp + ","
-
-    def send_ack(self, ack_id: int, args: Sequence[Any], nsp: str | None = None) -> list[Frame]:
-        """Encodes the acknowledgement of server event ``ack_id`` (of namespace ``nsp``).
-
-        Raises:
-            TypeError: an argument cannot be serialized.
-            ValueError: a frame exceeds the server's ``maxPayload``.
-            RuntimeError: the namespace is not connected.
-        """
-        if nsp is not None and nsp != self._nsp:
-            self._check_other(nsp, "acknowledge")
-        elif self.state is not _CONNECTED:
-            raise RuntimeError(f"cannot acknowledge while {self.state.value}")
-        packet = Packet(PacketType.ACK, list(args), ack_id, namespace=nsp or self._nsp)
-        frames = self._packet_frames(packet)
-        self._check_size(frames)
-        return frames
-
-    def send_disconnect(self) -> list[Frame]:
-        """Encodes the DISCONNECT of every namespace and moves to CLOSED (nothing when closed)."""
-        was_connected = self.state is _CONNECTED
-        self.state = _CLOSED
-        self._binary = None
-        frames: list[Frame] = [
-            frame
-            for nsp, other in self._others.items()
-            if was_connected and other.state is _CONNECTED
-            for frame in self._packet_frames(Packet(PacketType.DISCONNECT, namespace=nsp))
-        ]
-        self._others = _NO_OTHERS
-        if was_connected:
-            frames += self._packet_frames(Packet(PacketType.DISCONNECT, namespace=self._nsp))
-        return frames
-
-    def _check_size(self, frames: list[Frame]) -> None:
-        limit = self._server_max_payload
-        for _, payload in frames:
-            if len(payload) > limit:
-                raise ValueError(
-                    f"a message of {len(payload)} bytes exceeds the server's maxPayload of "
-                    f"{limit} bytes (the server would drop the connection)"
-                )

@@ -5,9 +5,10 @@ The rules are sans I/O: Socket.IO and Engine.IO in
 :mod:`jamsocket_rt.protocol.websocket`. The websocket connection (opened through a
 :class:`~.connector.Connector`, read in the callback that got the bytes, written in batches,
 closed as RFC 6455 says) is :class:`~.wsconnection.WebSocketConnection`'s; this module puts
-Socket.IO on it: what the messages mean, the liveness deadline (the server's ping interval
-plus its timeout, one timer re-armed once per window), and the :class:`~.base.Transport`
-contract.
+Socket.IO on it: what the messages mean and the :class:`~.base.Transport` contract. How the
+connection ends (a loss, the server's close frame, a malformed message, a failed handshake, the
+liveness deadline: the server's ping interval plus its timeout) and how that is reported is
+:class:`~._losses.LossReporting`'s, its base.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._errors import TransportBroke
 from ..protocol.engineio import ProtocolError, excerpt
 from ..protocol.msgpack import MsgpackClientProtocol
 from ..protocol.packets import JsonCodec
@@ -32,19 +32,18 @@ from ..protocol.socketio import (
 )
 from ..protocol.websocket import (
     CLOSE_NORMAL,
-    CLOSE_PROTOCOL_ERROR,
     OP_PONG,
     Close,
     FrameParser,
     Message,
     Ping,
-    is_valid_close_code,
 )
 from ..protocol.websocket import MAX_RESPONSE_HEAD as MAX_RESPONSE_HEAD
 from ._common import CLOSED as _CLOSED
 from ._common import CONNECTED as _CONNECTED
 from ._common import CONNECTING as _CONNECTING
 from ._common import host_of, once_responder, redact
+from ._losses import LossReporting
 from ._timers import coarse_timeout
 from .base import (
     AckCallback,
@@ -58,7 +57,6 @@ from .base import (
 from .connector import DNS_TTL as DNS_TTL
 from .connector import Connector, default_connector
 from .wsconnection import CLOSE_TIMEOUT as CLOSE_TIMEOUT
-from .wsconnection import WebSocketConnection
 
 __all__ = ["WebSocketTransport"]
 
@@ -70,7 +68,7 @@ WRITE_LOW_WATER = 16 * 1024
 _resolved = default_connector().dns
 
 
-class WebSocketTransport(WebSocketConnection):
+class WebSocketTransport(LossReporting):
     """One Socket.IO connection over a websocket of its own (see the module docstring).
 
     Args:
@@ -84,7 +82,7 @@ class WebSocketTransport(WebSocketConnection):
         ValueError: the water marks are not ``0 <= write_low_water <= write_high_water``.
     """
 
-    __slots__ = ("_acks", "_early_loss", "_handshake", "_json", "_nsp", "_proto", "_timer")
+    __slots__ = ("_acks", "_handshake", "_json", "_nsp", "_proto")
 
     def __init__(
         self,
@@ -172,32 +170,6 @@ class WebSocketTransport(WebSocketConnection):
     def _took_too_long(self, seconds: float) -> str:
         return f"connecting to {self._where} took longer than {seconds} s"
 
-    def _fail_handshake(self, error: BaseException) -> None:
-        handshake = self._handshake
-        if handshake is not None and not handshake.done():
-            handshake.set_exception(error)
-
-    # ----------------------------------------------------------------------- asyncio protocol
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_linger()
-        closed = self._closed
-        if closed is not None and not closed.done():
-            closed.set_result(None)
-        self._wake_drainers(ConnectionError("the connection was lost"))
-        self._failed(
-            ConnectionResetError("the connection was closed")
-            if exc is None
-            else TransportBroke(f"the connection failed: {type(exc).__name__}: {exc}"),
-            ConnectionError(f"{self._where} closed the connection during the handshake"),
-        )
-
-    def _handshake_error(self, error: BaseException) -> None:
-        self._start_close(CLOSE_NORMAL, wait=False)  # (only once the websocket is open)
-        self._halted = True
-        self._fail_handshake(error)
-        self._drop()
-
     # ----------------------------------------------------------------------- reading
 
     def _read(self, messages: list[Message]) -> None:
@@ -249,14 +221,6 @@ class WebSocketTransport(WebSocketConnection):
                 ProtocolError(f"undecodable data: {type(exc).__name__}: {excerpt(str(exc))}")
             )
 
-    def _on_close_frame(self, frame: Close) -> None:
-        self._start_close(frame.code)  # the answer: the same code (RFC 6455 section 5.5.1)
-        why = "" if frame.code is None else f" (websocket close code {frame.code})"
-        self._failed(
-            ConnectionResetError(f"the connection was closed{why}"),
-            ConnectionError(f"{self._where} closed the websocket during the handshake{why}"),
-        )
-
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
             kind = type(event)
@@ -302,45 +266,6 @@ class WebSocketTransport(WebSocketConnection):
                     ConnectionError(f"{self._where} disconnected during the Socket.IO handshake"),
                 )
                 return
-
-    def _protocol_failed(self, error: ProtocolError) -> None:
-        code = error.close_code
-        self._start_close(code if is_valid_close_code(code) else CLOSE_PROTOCOL_ERROR)
-        self._failed(error)
-
-    def _failed(self, error: BaseException, while_connecting: BaseException | None = None) -> None:
-        """The connection is gone or unusable. Before the server accepted the Socket.IO CONNECT,
-        connect() raises ``while_connecting`` (default: ``error``); afterwards the loss is
-        reported, once connect() has returned if it has not yet (after the events that came
-        before the loss)."""
-        # The server ended the session, unless a close frame was sent already (or the line is
-        # gone): answer it and go.
-        self._start_close(CLOSE_NORMAL, wait=False)
-        if self._phase is not _CONNECTING:
-            # (a loss right after the accept, if any, says best what happened)
-            if self._lose(self._early_loss or error):
-                self._release()
-            return
-        handshake = self._handshake
-        accepted = (
-            handshake is not None
-            and handshake.done()
-            and not handshake.cancelled()
-            and handshake.exception() is None
-        )
-        if not accepted:
-            self._handshake_error(while_connecting or error)
-            return
-        # Accepted, and connect() is about to return: report the loss after it.
-        if self._early_loss is None:
-            self._early_loss = error
-        self._halted = True
-        self._drop()
-
-    def _report_early_loss(self) -> None:
-        error = self._early_loss
-        if error is not None and self._lose(error):
-            self._release()
 
     def _responder(self, ack_id: int, nsp: str | None = None) -> AckResponder:
         def send(args: Sequence[Any]) -> None:
@@ -410,31 +335,6 @@ class WebSocketTransport(WebSocketConnection):
             self._acks[ack_id] = on_ack
         self._write(frames)
 
-    # ----------------------------------------------------------------------- liveness
-
-    def _arm_liveness(self) -> None:
-        assert self._proto is not None
-        assert self._loop is not None
-        deadline = self._proto.deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._check_liveness)
-
-    def _check_liveness(self) -> None:
-        self._timer = None
-        proto, loop = self._proto, self._loop
-        assert proto is not None
-        assert loop is not None
-        if self._phase is not _CONNECTED:
-            return
-        if not proto.expired(loop.time()):
-            self._arm_liveness()
-            return
-        info = proto.open_info
-        window = 0.0 if info is None else info.ping_interval + info.ping_timeout
-        if self._lose(TimeoutError(f"no ping from the server for {window:g} s")):
-            # Black-holed: no close handshake can complete.
-            self._release()
-
     # ----------------------------------------------------------------------- flow control
 
     def pause_reading(self) -> None:
@@ -469,11 +369,6 @@ class WebSocketTransport(WebSocketConnection):
         self._halted = True
         self._stop_timers()
         self._acks.clear()
-
-    def _stop_timers(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     async def close(self) -> None:
         """Disconnect politely and release everything; idempotent. Pending acks never fire.
