@@ -31,7 +31,6 @@ from ..protocol.session import (
 from ..transport._timers import CoarseTimers, coarse_timers
 from ..transport.base import Transport
 from ._calls import _Call, _Default
-from ._handlers import current_loop
 from ._namespace_core import NamespaceCore
 from ._util import timeout as _timeout
 from .stream import EventStream
@@ -174,8 +173,8 @@ class Namespace(NamespaceCore):
         check_event_name(event)
         if self._closed or self._failure is not None:
             self._check_usable()  # raises
-        if self._loop is not None and current_loop() is not self._loop:
-            self._wrong_loop(current_loop())
+        if self._loop is not None:
+            self._own_loop()  # (before connect() there is no loop yet: the send is queued)
         wire = to_wire(args)
         transport = self._connection.transport
         if transport is not None and transport.connected and self._joined and not self._outbox:
