@@ -286,3 +286,30 @@ async def test_the_collector_sits_out_the_connect_storm_and_the_load(tmp_path: P
     assert {"connecting": {False}, "loading": {False}, "frozen": {True}} == module.SEEN
     assert gc.isenabled()  # all restored
     assert gc.get_freeze_count() == frozen_before
+
+
+@pytest.mark.pure
+def test_a_session_keeps_its_state_in_slots_and_still_takes_a_users_attributes() -> None:
+    # 45 attributes are too many for a dict with shared keys: each Session's own dict took
+    # 1.5 KiB (15 MiB at 10,000 sessions).
+    import weakref
+
+    import jamsocket_rt as jrt
+
+    response = jrt.ConnectResponse.from_dict(
+        {
+            "backend_id": "b",
+            "spawned": False,
+            "status": "ready",
+            "token": "t",
+            "url": "http://127.0.0.1:1/t/",
+            "status_url": "http://127.0.0.1:1/status",
+        }
+    )
+    session = jrt.Session(response)
+    extra = session.namespace("/extra")
+    assert vars(session) == {}
+    assert vars(extra) == {}
+    session.bot_name = "mine"  # type: ignore[attr-defined]
+    assert vars(session) == {"bot_name": "mine"}
+    assert weakref.ref(session)() is session

@@ -53,6 +53,23 @@ _WAITS = frozenset(
 class SessionCore(Namespace, BackendWatch):
     """What every Session is made of; see :class:`~jamsocket_rt.Session`."""
 
+    # BackendWatch's attributes too: a second base cannot have slots of its own.
+    __slots__ = (
+        "_background",
+        "_backoff",
+        "_connect_fn",
+        "_failed_attempts",
+        "_options",
+        "_reconnector",
+        "_response",
+        "_state",
+        "_state_changed",
+        "_status_error",
+        "_subscription",
+        "_tickers",
+        "_tracker",
+    )
+
     def _setup(
         self,
         response: ResponseLike | None,

@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 class NamespaceCore(Dispatcher):
     """What the connection and the lifecycle do to a namespace (``Namespace`` sets the state)."""
 
+    __slots__ = (
+        "_inflight",
+        "_joined",
+        "_unanswered",
+        "events_received",
+        "events_sent",
+    )
+
     _connection: Connection
     #: The namespace written on emit: None for the transport's own (the hot path).
     _emit_nsp: str | None

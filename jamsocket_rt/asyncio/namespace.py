@@ -56,6 +56,27 @@ class Namespace(NamespaceCore):
         last_round_trip: seconds of the last acknowledged call.
     """
 
+    __slots__ = (
+        "_auth",
+        "_call_timeout",
+        "_closed",
+        "_connection",
+        "_emit_nsp",
+        "_failure",
+        "_joined_waiter",
+        "_latency",
+        "_outbox",
+        "_recovery",
+        "_sid",
+        "_stream_maxsize",
+        "_streams",
+        "_timers",
+        "_waiters",
+        "dropped_volatile",
+        "last_round_trip",
+        "name",
+    )
+
     def __init__(
         self,
         connection: Connection,

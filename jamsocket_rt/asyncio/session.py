@@ -78,6 +78,8 @@ class Session(SessionCore):
         TypeError: an unknown option.
     """
 
+    __slots__ = ()
+
     def __init__(
         self,
         response: ResponseLike | None = None,
