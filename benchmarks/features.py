@@ -236,6 +236,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "versions": {"servers": server_versions(), "clients": {}},
         "skipped": skipped,
         "scenarios": scenarios,
+        "ready": {},
         "not_started": {},
         "labels": {name: FEATURES[name].label for name in features},
         "results": results,
@@ -256,6 +257,7 @@ def run(settings: Settings) -> dict[str, Any]:
                     raw["not_started"][key] = str(ready.get("error"))
                     continue
                 raw["versions"]["clients"][key] = ready.pop("versions", {})
+                raw["ready"][key] = ready  # what the client says of its configuration
                 live.append(key)
             _take_turns(settings, scenarios, children, live, results)
         finally:
