@@ -194,30 +194,47 @@ def claims(
             + "; ".join(parts),
         }
     )
-    parts, met = [], True
+    checks.append(msgpack_claim(rows, loops, bands))
+    return checks
+
+
+def msgpack_claim(
+    rows: Sequence[Mapping[str, Any]], loops: Sequence[str], bands: Mapping[str, float | None]
+) -> dict[str, Any]:
+    """msgpack ÷ JSON at 1 KiB: met when every msgs/s median is at least 1; "within noise"
+    when not, but none is lower than the noise band allows and msgpack's client CPU per
+    message is nowhere above JSON's (msgs/s also carries the server's parsing and the noise of
+    the machine; CPU per message is the client's own and far steadier)."""
+    parts: list[str] = []
+    rates: list[tuple[str, float]] = []
+    cpus: list[float] = []
     for loop in loops:
         for sid in ("pipe64-1024", "echo-1024"):
             rate = _find(rows, "msgpack", sid, "rate")
             cpu = _find(rows, "msgpack", sid, "cpu_us")
             ratio = None if rate is None else _median(rate["vs_plain"].get(loop))
-            if ratio is None:
-                met = None
-                continue
-            if met is not None:
-                met = met and ratio >= 1.0
             cpu_ratio = None if cpu is None else _median(cpu["vs_plain"].get(loop))
-            parts.append(
-                f"{loop} {sid}: {ratio:.2f}× msgs/s"
-                + ("" if cpu_ratio is None else f", {cpu_ratio:.2f}× CPU per message")
-            )
-    checks.append(
-        {
-            "claim": "parser msgpack at least as fast as JSON on 1 KiB payloads",
-            "met": met,
-            "detail": "msgpack ÷ JSON (plain): " + "; ".join(parts),
-        }
+            if ratio is None or cpu_ratio is None:
+                continue
+            rates.append((loop, ratio))
+            cpus.append(cpu_ratio)
+            parts.append(f"{loop} {sid}: {ratio:.2f}× msgs/s, {cpu_ratio:.2f}× CPU per message")
+    measured = len(rates) == 2 * len(loops)
+    met = measured and all(ratio >= 1.0 for _, ratio in rates)
+    within_noise = (
+        measured
+        and not met
+        and all(cpu <= 1.0 for cpu in cpus)
+        and all(ratio >= 1 - (bands.get(loop) or 0) for loop, ratio in rates)
     )
-    return checks
+    verdict = "yes" if met else "within noise" if within_noise else "**no**"
+    return {
+        "claim": "parser msgpack at least as fast as JSON on 1 KiB payloads",
+        "met": met if measured else None,
+        "within_noise": within_noise,
+        "verdict": verdict if measured else "not measured",
+        "detail": "msgpack ÷ JSON (plain): " + "; ".join(parts),
+    }
 
 
 # --------------------------------------------------------------------------- Markdown, JSON
@@ -251,6 +268,12 @@ def measurement(row: Mapping[str, Any]) -> str:
     )
 
 
+def _json_codec(raw: Mapping[str, Any]) -> str:
+    clients: Mapping[str, Mapping[str, Any]] = raw["versions"].get("clients", {})
+    codecs = {c.get("json") for key, c in clients.items() if key.startswith(f"{PLAIN}@")}
+    return ", ".join(sorted(str(codec) for codec in codecs)) or "?"
+
+
 def markdown(raw: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     """The report: the claims, then a table with a row per feature and measurement."""
     settings, machine = raw["settings"], raw["machine"]
@@ -265,7 +288,8 @@ def markdown(raw: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
         f"every row); {settings['reps']} repetitions of {settings['duration_s']} s"
         + (" (quick: the counts mean nothing)" if settings["quick"] else "")
         + f"; load average {' '.join(machine.get('loadavg_start', []))} at the start, "
-        f"{' '.join(machine.get('loadavg_end', []))} at the end.",
+        f"{' '.join(machine.get('loadavg_end', []))} at the end. JSON codec of the plain "
+        f"row: {_json_codec(raw)} (the Session's default: orjson where installed).",
         "",
         "Each configuration runs in a client process of its own; they take turns, in a "
         "rotating order. Ratios are taken repetition by repetition, then the median "
@@ -278,7 +302,10 @@ def markdown(raw: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
         "|---|---|---|",
     ]
     for check in summary["claims"]:
-        verdict = {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
+        verdict = (
+            check.get("verdict")
+            or {True: "yes", False: "**no**", None: "not measured"}[check["met"]]
+        )
         lines.append(f"| {check['claim']} | {verdict} | {check['detail']} |")
     if raw.get("skipped"):
         lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in raw["skipped"].items())]
