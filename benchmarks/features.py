@@ -101,9 +101,9 @@ class Settings:
 
 
 def scenario_id(kind: str, payload: int, binary: bool) -> str:
-    return f"{kind if kind == 'seq' else f'{kind}{WINDOW}' if kind == 'pipe' else kind}-" + (
-        f"bin{payload}" if binary else str(payload)
-    )
+    """``seq-64``, ``pipe64-1024``, ``echo-bin1024``: the ids of ``python -m benchmarks``."""
+    name = f"pipe{WINDOW}" if kind == "pipe" else kind
+    return f"{name}-{'bin' if binary else ''}{payload}"
 
 
 def plan(features: Sequence[str]) -> list[dict[str, Any]]:
