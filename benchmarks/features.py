@@ -16,8 +16,9 @@ and msgpack also with 1 KiB, 16 KiB and 1 KiB of bytes (with JSON: a binary atta
 Ratios are taken repetition by repetition (feature ÷ plain on the same loop; asyncio ÷ uvloop
 for the same configuration), then their median with min and max.
 
-Writes ``features.md`` and ``features.json`` into ``--out`` (default ``benchmarks/results``).
-``--quick`` is the smoke run of the tests: every row, tiny counts.
+Writes ``features.md`` and ``features.json`` into ``--out`` (default ``benchmarks/results``;
+the figures and claims are ``feature_report.py``'s). ``--quick`` is the smoke run of the
+tests: every row, tiny counts.
 """
 
 from __future__ import annotations
