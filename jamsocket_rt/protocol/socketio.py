@@ -233,7 +233,7 @@ class ClientProtocol(Outbound):
             # of the default namespace, without attachments. Anything else, and anything
             # malformed, takes the general path below (which says what is wrong).
             second = data[1]
-            if (second == "3" or second == "2") and not self._prefix:
+            if second == "3" or second == "2":
                 bracket = data.find("[", 2)
                 ack_id: int | None = None
                 if bracket > 2:
@@ -241,8 +241,12 @@ class ClientProtocol(Outbound):
                     if digits.isdigit() and digits.isascii() and len(digits) < 16:
                         ack_id = int(digits)
                     else:
+                        if data[2] == "/":  # ``42/nsp,[<id>][...]``: a namespace's own
+                            fast = self._receive_namespaced(data, second, bracket)
+                            if fast is not None:
+                                return fast
                         bracket = -1
-                if bracket > 1:
+                if bracket > 1 and not self._prefix:
                     try:
                         payload = self._loads(data[bracket:])
                     except (ValueError, RecursionError):
@@ -316,6 +320,44 @@ class ClientProtocol(Outbound):
         )
         for nsp, other in self._others.items():
             self._send_connect(nsp, other)
+
+    def _receive_namespaced(
+        self, data: str, second: str, bracket: int
+    ) -> list[ProtocolEvent] | None:
+        """The fast path of an ACK or EVENT of a connected namespace other than the root,
+        ``4[23]/nsp,[<id>][...]``; None sends the packet to the general path (which says what
+        is wrong with it, if anything is)."""
+        comma = data.find(",", 3)
+        if comma < 0 or comma > bracket:
+            return None
+        nsp = data[2:comma]
+        if nsp == self._nsp:  # (the caller checked that it is connected)
+            tracking = self._tracking
+        else:
+            other = self._others.get(nsp)
+            if other is None or other.state is not _CONNECTED:
+                return None
+            tracking = other.tracking
+        ack_id: int | None = None
+        if bracket > comma + 1:
+            digits = data[comma + 1 : bracket]
+            if not (digits.isdigit() and digits.isascii() and len(digits) < 16):
+                return None
+            ack_id = int(digits)
+        try:
+            payload = self._loads(data[bracket:])
+        except (ValueError, RecursionError):
+            return None
+        if type(payload) is not list:
+            return None
+        if second == "3":
+            return None if ack_id is None else [Ack(ack_id, payload)]
+        if not payload or type(payload[0]) is not str:
+            return None
+        args = payload[1:]
+        if tracking is not None and ack_id is None:
+            tracking.take_offset(args)
+        return [Event(payload[0], args, ack_id, nsp)]
 
     def _on_message(self, data: str | bytes) -> list[ProtocolEvent]:
         state = self.state
