@@ -548,12 +548,14 @@ def test_fast_path_agrees_on_arbitrary_packets(kind: str, middle: str, body: str
 def with_namespaces(codec: JsonCodec, own: str, recovering: bool) -> ClientProtocol:
     """Connected on ``own``, with /nsp connected (with or without recovery's offsets) and
     /waiting still waiting for its CONNECT answer."""
-    proto = ClientProtocol(json=codec, namespace=own)
+    from jamsocket_rt.protocol.recovery import Recovery
+
+    proto = ClientProtocol(json=codec, namespace=own, recovery=Recovery() if recovering else None)
     proto.receive_text(OPEN)
     own_prefix = "" if own == "/" else own + ","
     pid = ',"pid":"p1"' if recovering else ""
     proto.receive_text("40" + own_prefix + '{"sid":"abc"' + pid + "}")
-    proto.connect_namespace("/nsp")
+    proto.connect_namespace("/nsp", recovery=Recovery() if recovering else None)
     proto.connect_namespace("/waiting")
     proto.receive_text('40/nsp,{"sid":"def"' + pid + "}")
     proto.data_to_send()
