@@ -385,8 +385,9 @@ def run(settings: Settings) -> dict[str, Any]:
                 after += int(target_clients[after : after + 1] == [ASYNCIO_CLIENT])
                 target_clients.insert(after, "jamsocket_rt-plain")
             if name in msgpack_targets and ("jamsocket_rt" in clients or asked_msgpack):
-                after = target_clients.index("jamsocket_rt") + 1 if "jamsocket_rt" in clients else 0
-                target_clients.insert(after, MSGPACK_CLIENT)
+                # After the other Sessions: the peers' columns stay last.
+                ours_at = [i for i, c in enumerate(target_clients) if ours(c)]
+                target_clients.insert(ours_at[-1] + 1 if ours_at else 0, MSGPACK_CLIENT)
             raw["roundtrip_clients"][name] = target_clients
             raw["roundtrip"][name] = run_roundtrip(
                 settings, found.target(name), target_clients, client_versions
