@@ -357,7 +357,11 @@ def markdown(
             "set per session once all are up (after one connection not counted; the heap's "
             "free pages handed back before each reading, so that what start-up left free is "
             "not counted as free sessions); then each "
-            f"calls `echo` once a second for {settings['call_seconds']:g} s, evenly phased. "
+            f"calls `echo` once a second for {settings['call_seconds']:g} s, evenly phased, "
+            "with what is open frozen out of the garbage collector's generations "
+            "(`gc.freeze()`, as a program holding thousands of connections would do: a full "
+            "collection scanning 10,000 sessions stalls the loop for tens of ms) and each "
+            "client's own call timeout. "
             "Sessions connected and errors (failed connects and calls) are per run, like every "
             "figure." + _peers_max_text(settings),
             "",

@@ -2,8 +2,10 @@
 
 The clients of one target (a server) are connected at the same time, each in its own process,
 and take turns scenario by scenario (in a rotating order), so that the figures compared in a
-ratio are measured seconds apart on the same, possibly noisy, machine. See ``__main__.py`` for
-the command line and ``report.py`` for what is written.
+ratio are measured seconds apart on the same, possibly noisy, machine. jamsocket_rt's Session
+is measured on uvloop (where installed) and, as "jamsocket_rt-asyncio", on asyncio's own loop.
+See ``__main__.py`` for the command line, ``processes.py`` for the servers and the child
+processes, and ``report.py`` for what is written.
 """
 
 from __future__ import annotations
