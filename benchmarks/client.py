@@ -33,8 +33,9 @@ It speaks the same protocol as ``benchmarks/node/bench_client.js``. SPEC_JSON is
     which limit stops it). Opens one connection (not counted), then ``sessions`` more at once:
     ``connected`` and ``connect_errors``, ``connect_rate`` (connections/s until all are up or
     failed), ``rss_kib_per_session`` (resident memory added per connection, read after
-    :func:`trim_heap`); then each connection calls ``echo`` once a
-    second for ``call_seconds``, evenly phased: ``p50_ms``, ``p99_ms``, ``call_errors``.
+    :func:`trim_heap`); then, the heap frozen (``gc.freeze``), each connection calls ``echo``
+    once a second for ``call_seconds``, evenly phased, bounded by the client's own call
+    timeout: ``p50_ms``, ``p99_ms``, ``call_errors``.
     Prints one line and exits.
 """
 
