@@ -278,7 +278,7 @@ def main() -> None:
     def measure(tool: str, scenario: str, fn: Any, *fn_args: Any, **fn_kw: Any) -> None:
         if args.only and scenario.split()[0] not in args.only:
             return
-        print(f"  {tool:<38} {scenario:<14}", end="", flush=True)
+        print(f"  {tool:<58} {scenario:<12}", end="", flush=True)
         result = fn(*fn_args, **fn_kw)
         results.setdefault(tool, {})[scenario] = result
         shown = result.get("error") or (
