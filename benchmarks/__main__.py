@@ -1,8 +1,10 @@
 """``python -m benchmarks`` (``./run bench``): Socket.IO round trips, side by side.
 
-Clients: jamsocket_rt's Session, python-socketio's AsyncClient (its defaults) and Node's
-socket.io-client 4; on the Node server also the Session with parser="msgpack" (against a twin
-of that server with socket.io-msgpack-parser, where msgpack is installed). Servers: the Node
+Clients: jamsocket_rt's Session (on uvloop where installed, and on stdlib asyncio's own loop,
+with the same codec: every figure has an "asyncio ÷ uvloop" ratio), python-socketio's
+AsyncClient (its defaults) and Node's socket.io-client 4; on the Node server also the Session
+without its extras (asyncio, stdlib json) and with parser="msgpack" (against a twin of that
+server with socket.io-msgpack-parser, where msgpack is installed). Servers: the Node
 socket.io 4 server, python-socketio's AsyncServer, and the Node server behind the dev server's
 token proxy. Suites:
 
@@ -10,8 +12,10 @@ token proxy. Suites:
   and event echo (``ping`` → ``pong``), with 64 B, 1 KiB and 16 KiB payloads, against the Node
   and the python-socketio servers;
 - ``proxy``: the same through the dev server's proxy;
-- ``many``: 100 and 1,000 sessions in one process: connects per second, resident memory per
-  session, round trips at one call a second each.
+- ``many``: 100, 1,000 and 10,000 sessions in one process (10,000 for jamsocket_rt's clients
+  only, unless ``--peers-up-to``): connects per second, resident memory per session, round
+  trips at one call a second each. Each client raises its open-file soft limit to the hard
+  limit when it needs to, or fails naming the limit.
 
 Writes ``latest.json``, ``latest.md`` and ``latest.png`` into ``--out`` (default
 ``benchmarks/results``), and, for a full run into the default place, the summary on the docs'
@@ -54,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         "--clients",
         type=_csv,
         default=runner.CLIENTS,
-        help="comma-separated: jamsocket_rt, python-socketio, node, jamsocket_rt-plain "
-        "(jamsocket_rt on the asyncio loop with stdlib json), jamsocket_rt-msgpack "
-        "(parser msgpack, against the Node server with socket.io-msgpack-parser) "
-        "(default: the first three)",
+        help="comma-separated: jamsocket_rt (on uvloop where installed), jamsocket_rt-asyncio "
+        "(the same on stdlib asyncio's loop: the asyncio ÷ uvloop ratios), python-socketio, "
+        "node, jamsocket_rt-plain (jamsocket_rt on the asyncio loop with stdlib json), "
+        "jamsocket_rt-msgpack (parser msgpack, against the Node server with "
+        "socket.io-msgpack-parser) (default: the first four)",
     )
     parser.add_argument(
         "--targets",
@@ -75,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         "(default: 7 on the Node server, 5 on python-socketio's, 3 through the proxy)",
     )
     parser.add_argument("--duration", type=float, help="seconds per measurement (default 0.3)")
-    parser.add_argument("--sessions", type=_csv, help="sizes of the many suite (default 100,1000)")
+    parser.add_argument(
+        "--sessions", type=_csv, help="sizes of the many suite (default 100,1000,10000)"
+    )
+    parser.add_argument(
+        "--peers-up-to",
+        type=int,
+        metavar="N",
+        help="the largest many-suite size python-socketio and Node's client are measured at "
+        "(default 1000: above, jamsocket_rt's clients only)",
+    )
     parser.add_argument("--many-reps", type=int, help="repetitions of the many suite (default 3)")
     parser.add_argument("--no-uvloop", action="store_true", help="jamsocket_rt on the asyncio loop")
     parser.add_argument(
@@ -145,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.many_sizes = tuple(int(s) for s in args.sessions)
     if args.many_reps:
         settings.many_reps = args.many_reps
+    if args.peers_up_to is not None:
+        settings.peers_max_sessions = args.peers_up_to
     if args.no_uvloop:
         settings.uvloop = False
     if args.no_plain:

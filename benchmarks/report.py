@@ -2,7 +2,10 @@
 
 A ratio is jamsocket_rt's figure divided by the peer's, repetition by repetition (the two were
 measured seconds apart, see ``runner.py``), then the median (and min, max) of those ratios.
-Above 1 is better for rates, below 1 for latencies and memory.
+Above 1 is better for rates, below 1 for latencies and memory. The "asyncio ÷ uvloop" ratio is
+made the same way: the same Session and codec on stdlib asyncio's loop ("jamsocket_rt-asyncio")
+divided by on uvloop ("jamsocket_rt"). The targets are in ``report_targets.py``, the plot in
+``report_plot.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .runner import CLIENT_LABELS, TARGET_LABELS
+from .report_plot import size_text, write_plot
+from .report_targets import OURS, targets
+from .runner import ASYNCIO_CLIENT, CLIENT_LABELS, TARGET_LABELS
 
-OURS = "jamsocket_rt"
+__all__ = ["OURS", "markdown", "summarize", "targets", "update_readme", "write", "write_plot"]
+
 PEERS = ("node", "python-socketio")
 PEER_SHORT = {"node": "Node client", "python-socketio": "python-socketio"}
 
@@ -36,9 +42,11 @@ ROUNDTRIP_METRICS = {
         False,
     ),
 }
-#: Metrics shown without ratios to the peers.
-UNRATED = ("busy_pct",)
+#: Metrics shown without ratios (to the peers, or between the loops).
+UNRATED = ("busy_pct", "connected", "errors")
 MANY_METRICS = {
+    "connected": ("sessions connected", "sessions", True),
+    "errors": ("errors (connect and call)", "errors", False),
     "connect_rate": ("sessions connected / s", "/s", True),
     "rss_kib_per_session": ("resident memory / session", "KiB", False),
     "p50_ms": ("round trip p50 at 1 call/s each", "ms", False),
@@ -69,6 +77,10 @@ def _value(result: Mapping[str, Any], metric: str) -> float | None:
     if metric == "busy_pct":
         rate, cpu = _value(result, "rate"), _value(result, "cpu_us")
         return None if rate is None or cpu is None else rate * cpu / 1e4
+    if metric == "connected":  # (a client of a baseline tree may not say: all, or it failed)
+        return float(result.get("connected", result.get("sessions", 0)))
+    if metric == "errors":
+        return float(result.get("connect_errors", 0) + result.get("call_errors", 0))
     value = result.get(metric)
     return float(value) if isinstance(value, (int, float)) else None
 
@@ -106,6 +118,8 @@ def _row(
         for peer in PEERS:
             if peer in results:
                 row[f"ratio_{peer}"] = spread(_paired(results[OURS], results[peer], metric))
+        if ASYNCIO_CLIENT in results:
+            row["ratio_asyncio"] = spread(_paired(results[ASYNCIO_CLIENT], results[OURS], metric))
     return row
 
 
@@ -166,14 +180,21 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
                     errors.append(
                         {"target": "many", "scenario": size, "client": client, **_error_of(r)}
                     )
-                elif r.get("call_errors"):
+                elif r.get("call_errors") or r.get("connect_errors"):
+                    failed = [
+                        f"{r[key]} {what} failed"
+                        for key, what in (("connect_errors", "connects"), ("call_errors", "calls"))
+                        if r.get(key)
+                    ]
+                    if r.get("connect_error"):
+                        failed.append(f"first: {r['connect_error']}")
                     errors.append(
                         {
                             "target": "many",
                             "scenario": size,
                             "client": client,
                             "rep": r.get("rep"),
-                            "error": f"{r['call_errors']} calls failed",
+                            "error": "; ".join(failed),
                         }
                     )
     summary["targets"] = targets(summary)
@@ -182,90 +203,6 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _error_of(result: Mapping[str, Any]) -> dict[str, Any]:
     return {"rep": result.get("rep"), "error": str(result.get("error"))}
-
-
-def _median(stats: Mapping[str, Any] | None) -> float | None:
-    return None if stats is None else float(stats["median"])
-
-
-def _known(pairs: Iterable[tuple[str, float | None]]) -> list[tuple[str, float]]:
-    return [(name, value) for name, value in pairs if value is not None]
-
-
-def targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the figures that decide it."""
-    checks: list[dict[str, Any]] = []
-    node_rows = summary["roundtrip"].get("node", [])
-    throughput = [
-        r for r in node_rows if r["metric"] == "rate" and not r["scenario"].startswith("seq")
-    ]
-    known = _known((r["scenario"], _median(r.get("ratio_node"))) for r in throughput)
-    busy = {
-        r["scenario"]: _median(r["clients"].get(OURS))
-        for r in node_rows
-        if r["metric"] == "busy_pct"
-    }
-    if known:
-        failing = [
-            f"{s} {v:.2f}×" + (f" (client CPU {busy[s]:.0f} % of a core)" if busy.get(s) else "")
-            for s, v in known
-            if v < 1.2
-        ]
-        lowest = min(known, key=lambda item: item[1])
-        checks.append(
-            {
-                "target": "pipelined calls and event echo: ≥ 1.2× Node socket.io-client "
-                "(Node server)",
-                "met": not failing,
-                "detail": f"{len(known) - len(failing)}/{len(known)} rows; lowest "
-                f"{lowest[1]:.2f}× ({lowest[0]})"
-                + ("; below: " + ", ".join(failing) if failing else ""),
-            }
-        )
-    below: list[str] = []
-    rows_checked = 0
-    for target, rows in summary["roundtrip"].items():
-        for r in rows:
-            ratio = _median(r.get("ratio_python-socketio"))
-            if ratio is None:
-                continue
-            rows_checked += 1
-            worse = ratio < 1.0 if r["higher_is_better"] else ratio > 1.0
-            if worse:
-                below.append(f"{target} {r['scenario']} {r['metric']} {ratio:.2f}×")
-    if rows_checked:
-        checks.append(
-            {
-                "target": "never below raw python-socketio on any row",
-                "met": not below,
-                "detail": f"{rows_checked - len(below)}/{rows_checked} rows"
-                + ("; worse: " + ", ".join(below) if below else ""),
-            }
-        )
-    seq = [r for r in node_rows if r["metric"] == "p50_us"]
-    sizes = _known((str(r["payload"]), _median(r.get("ratio_node"))) for r in seq)
-    if sizes:
-        checks.append(
-            {
-                "target": "sequential p50 round trip ≤ 1.1× Node's (Node server)",
-                "met": all(v <= 1.1 for _, v in sizes),
-                "detail": ", ".join(f"{p} B: {v:.2f}×" for p, v in sizes),
-            }
-        )
-    many = summary["many"].get("1000")
-    if many:
-        by_metric = {r["metric"]: _median(r["clients"].get(OURS)) for r in many}
-        for metric, limit, text in (
-            ("connect_rate", 2000.0, "1,000 sessions: ≥ 2,000 sessions/s connected"),
-            ("rss_kib_per_session", 32.0, "1,000 sessions: ≤ 32 KiB resident per session"),
-            ("p99_ms", 20.0, "1,000 sessions: p99 round trip < 20 ms at 1 call/s each"),
-        ):
-            value = by_metric.get(metric)
-            if value is None:
-                continue
-            met = value >= limit if metric == "connect_rate" else value <= limit
-            checks.append({"target": text, "met": met, "detail": f"{value:,.1f}"})
-    return checks
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -278,6 +215,8 @@ def _number(value: float, unit: str) -> str:
         return f"{value:.1f}" if value < 100 else f"{value:.0f}"
     if unit == "ms":
         return f"{value:.2f}"
+    if unit in ("sessions", "errors"):
+        return f"{value:,.0f}"
     return f"{value:.1f}"
 
 
@@ -299,13 +238,18 @@ def _header(clients: Sequence[str], first: Sequence[str]) -> list[str]:
     columns = [*first, *(CLIENT_LABELS.get(c, c) for c in clients)]
     if OURS in clients:
         columns += [f"jamsocket_rt ÷ {PEER_SHORT[p]}" for p in PEERS if p in clients]
+        if ASYNCIO_CLIENT in clients:
+            columns.append("asyncio ÷ uvloop")
     return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
 def _ratio_cells(row: Mapping[str, Any], clients: Sequence[str]) -> list[str]:
     if OURS not in clients:
         return []
-    return [_cell(row.get(f"ratio_{p}"), "", ratio=True) for p in PEERS if p in clients]
+    cells = [_cell(row.get(f"ratio_{p}"), "", ratio=True) for p in PEERS if p in clients]
+    if ASYNCIO_CLIENT in clients:
+        cells.append(_cell(row.get("ratio_asyncio"), "", ratio=True))
+    return cells
 
 
 def roundtrip_table(rows: Sequence[Mapping[str, Any]], clients: Sequence[str]) -> list[str]:
@@ -320,7 +264,7 @@ def roundtrip_table(rows: Sequence[Mapping[str, Any]], clients: Sequence[str]) -
             label = f"{row['name']} {row['label']}"
         cells = [
             label,
-            _size(row["payload"]),
+            size_text(row["payload"]),
             f"{row['unit'].lstrip('/') if row['unit'] != '/s' else 'msgs/s'} {arrow}".rstrip(),
         ]
         cells += [_cell(row["clients"].get(c), row["unit"]) for c in clients]
@@ -335,21 +279,13 @@ def many_table(
     lines = _header(clients, ["sessions", "measure", "unit"])
     for size, rows in many.items():
         for row in rows:
-            arrow = "" if row["metric"] in UNRATED else "↑" if row["higher_is_better"] else "↓"
+            arrow = "↑" if row["higher_is_better"] else "↓"
             unit = "sessions/s" if row["unit"] == "/s" else row["unit"]
             cells = [f"{int(size):,}", row["label"], f"{unit} {arrow}"]
             cells += [_cell(row["clients"].get(c), row["unit"]) for c in clients]
             cells += _ratio_cells(row, clients)
             lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def _kind(row: Mapping[str, Any]) -> str:
-    return "echo" if row["scenario"].startswith("echo") else "call w=64"
-
-
-def _size(payload: int) -> str:
-    return f"{payload // 1024} KiB" if payload >= 1024 else f"{payload} B"
 
 
 def targets_table(checks: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -382,8 +318,10 @@ def markdown(
         f"({settings['duration_s']} s each, after {settings['warmup_s']} s of warm-up) with "
         "min–max in small print; a ratio is jamsocket_rt's figure divided by the peer's, "
         "repetition by repetition (measured seconds apart), then the median: above 1 is better "
-        "for msgs/s, below 1 for latency and memory. Every client runs in its own process, "
-        "every server too; all use the websocket transport.",
+        'for msgs/s, below 1 for latency and memory. The "asyncio ÷ uvloop" column divides '
+        f"the {CLIENT_LABELS[ASYNCIO_CLIENT]} (the same Session and JSON codec) by the "
+        f"{CLIENT_LABELS[OURS]} on uvloop, the same way: what leaving uvloop out costs. Every "
+        "client runs in its own process, every server too; all use the websocket transport.",
         "",
         _versions_line(raw),
         "",
@@ -419,7 +357,13 @@ def markdown(
             "set per session once all are up (after one connection not counted; the heap's "
             "free pages handed back before each reading, so that what start-up left free is "
             "not counted as free sessions); then each "
-            f"calls `echo` once a second for {settings['call_seconds']:g} s, evenly phased.",
+            f"calls `echo` once a second for {settings['call_seconds']:g} s, evenly phased, "
+            "with what is open frozen out of the garbage collector's generations "
+            "(`gc.freeze()`, as a program holding thousands of connections would do: a full "
+            "collection scanning 10,000 sessions stalls the loop for tens of ms) and each "
+            "client's own call timeout. "
+            "Sessions connected and errors (failed connects and calls) are per run, like every "
+            "figure." + _peers_max_text(settings),
             "",
         ]
     if raw.get("skipped"):
@@ -427,6 +371,18 @@ def markdown(
     if summary["errors"]:
         lines += [f"**{len(summary['errors'])} errors**, e.g. {summary['errors'][0]}", ""]
     return "\n".join(lines)
+
+
+def _peers_max_text(settings: Mapping[str, Any]) -> str:
+    """Which sizes the peers sat out (they are optional there), or nothing."""
+    most = settings.get("peers_max_sessions")
+    above = [size for size in settings.get("many_sizes", []) if most and size > most]
+    if not above:
+        return ""
+    return (
+        f" At {', '.join(f'{size:,}' for size in above)} sessions only jamsocket_rt's clients "
+        f"are measured: the peers are optional there (`--peers-up-to {max(above)}` adds them)."
+    )
 
 
 def _reps_text(reps: Any) -> str:
@@ -459,7 +415,9 @@ def _versions_line(raw: Mapping[str, Any]) -> str:
         f"{loop_name}"
         f" with {ours.get('json', '?')} (the runner's choice where installed); python-socketio's "
         "AsyncClient with its defaults (asyncio loop, stdlib json); "
-        f"{CLIENT_LABELS['jamsocket_rt-plain']} shows the library without its optional extras; "
+        f"the {CLIENT_LABELS[ASYNCIO_CLIENT]} is the same Session and codec on asyncio's own "
+        f"loop; {CLIENT_LABELS['jamsocket_rt-plain']} shows the library without its optional "
+        "extras; "
         "the python-socketio server runs on "
         f"{'uvloop' if settings.get('uvloop_for_python_server') else 'the asyncio loop'}."
     )
@@ -487,160 +445,6 @@ def update_readme(readme: Path, text: str) -> bool:
     if new != content:
         readme.write_text(new)
     return True
-
-
-# --------------------------------------------------------------------------- plot
-
-
-def write_plot(raw: Mapping[str, Any], summary: Mapping[str, Any], path: Path) -> str | None:
-    """Draws the PNG; returns why not when it cannot (matplotlib missing, nothing measured)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: no plot"
-    clients = raw.get("roundtrip_clients", {}).get("node") or raw["settings"]["clients"]
-    colors = {
-        "jamsocket_rt": "#1f77b4",
-        "python-socketio": "#ff7f0e",
-        "node": "#2ca02c",
-        "jamsocket_rt-plain": "#9467bd",
-        "jamsocket_rt-msgpack": "#17becf",
-    }
-    figure, axes = plt.subplots(2, 3, figsize=(17, 9.5))
-    try:
-        _bars(
-            axes[0][0],
-            summary["roundtrip"].get("node", []),
-            clients,
-            colors,
-            lambda r: r["metric"] == "rate" and r["scenario"].split("-")[0] in ("pipe64", "echo"),
-            lambda r: f"{_kind(r)}\n{_size(r['payload'])}",
-            "msgs/s (log)",
-            "Node server: pipelined calls (window 64), event echo",
-            log=True,
-        )
-        _bars(
-            axes[0][1],
-            summary["roundtrip"].get("node", []),
-            clients,
-            colors,
-            lambda r: r["metric"] == "p50_us",
-            lambda r: _size(r["payload"]),
-            "µs",
-            "Node server: sequential call, p50 round trip",
-        )
-        ax = axes[0][2]
-        for client in clients:
-            points = [
-                (int(r["scenario"].split("-")[0][4:]), r["clients"].get(client))
-                for r in summary["roundtrip"].get("node", [])
-                if r["scenario"].startswith("pipe") and r["payload"] == 64
-            ]
-            points = [(w, s["median"]) for w, s in points if s]
-            if points:
-                ax.plot(
-                    *zip(*points, strict=True),
-                    marker="o",
-                    label=CLIENT_LABELS.get(client, client),
-                    color=colors.get(client),
-                )
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("calls in flight (window)")
-        ax.set_ylabel("calls/s")
-        ax.set_title("Node server: pipelined calls by window, 64 B")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        rows = []
-        for target in ("node", "python", "proxy"):
-            for r in summary["roundtrip"].get(target, []):
-                if r["metric"] == "rate" and r["scenario"] in ("pipe64-64", "echo-64"):
-                    rows.append({**r, "target": target})
-        _bars(
-            axes[1][0],
-            rows,
-            clients,
-            colors,
-            lambda r: True,
-            lambda r: f"{r['target']}\n{'echo' if r['scenario'].startswith('echo') else 'w=64'}",
-            "msgs/s",
-            "64 B by server: Node, python-socketio, proxy",
-        )
-        many = summary.get("many", {})
-        for ax, metric, title in (
-            (axes[1][1], "connect_rate", "many sessions: connected per second"),
-            (axes[1][2], "rss_kib_per_session", "many sessions: resident KiB per session"),
-        ):
-            rows = [
-                {**r, "size": size}
-                for size, rs in many.items()
-                for r in rs
-                if r["metric"] == metric
-            ]
-            _bars(
-                ax,
-                rows,
-                clients,
-                colors,
-                lambda r: True,
-                lambda r: f"{int(r['size']):,} sessions",
-                "",
-                title,
-            )
-        figure.suptitle(
-            f"Socket.IO clients side by side ({raw.get('date', '')}; medians, bars min–max)"
-            + (" — QUICK SMOKE RUN" if raw["settings"]["quick"] else "")
-        )
-        figure.tight_layout()
-        figure.savefig(path, dpi=90)
-    finally:
-        plt.close(figure)
-    return None
-
-
-def _bars(
-    ax: Any,
-    rows: Sequence[Mapping[str, Any]],
-    clients: Sequence[str],
-    colors: Mapping[str, str],
-    keep: Any,
-    label: Any,
-    ylabel: str,
-    title: str,
-    *,
-    log: bool = False,
-) -> None:
-    rows = [r for r in rows if keep(r)]
-    width = 0.8 / max(1, len(clients))
-    for index, client in enumerate(clients):
-        xs, ys, lo, hi = [], [], [], []
-        for x, row in enumerate(rows):
-            stats = row["clients"].get(client)
-            if stats:
-                xs.append(x + (index - (len(clients) - 1) / 2) * width)
-                ys.append(stats["median"])
-                lo.append(stats["median"] - stats["min"])
-                hi.append(stats["max"] - stats["median"])
-        if xs:
-            ax.bar(
-                xs,
-                ys,
-                width,
-                yerr=[lo, hi],
-                capsize=2,
-                label=CLIENT_LABELS.get(client, client),
-                color=colors.get(client),
-            )
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([label(r) for r in rows], fontsize=8)
-    if log:
-        ax.set_yscale("log")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
 
 
 # --------------------------------------------------------------------------- files

@@ -2,49 +2,75 @@
 
 The clients of one target (a server) are connected at the same time, each in its own process,
 and take turns scenario by scenario (in a rotating order), so that the figures compared in a
-ratio are measured seconds apart on the same, possibly noisy, machine. See ``__main__.py`` for
-the command line and ``report.py`` for what is written.
+ratio are measured seconds apart on the same, possibly noisy, machine. jamsocket_rt's Session
+is measured on uvloop (where installed) and, as "jamsocket_rt-asyncio", on asyncio's own loop.
+See ``__main__.py`` for the command line, ``processes.py`` for the servers and the child
+processes, and ``report.py`` for what is written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import os
-import platform
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = Path(__file__).resolve().parent / "node"
-NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
-DIRECT_PATH = "/bench/socket.io/"
+from .limits import DescriptorLimitError, raise_open_file_limit
+from .processes import (
+    NODE_DIR,
+    ROOT,
+    BenchError,
+    Child,
+    Servers,
+    Target,
+    have_uvloop,
+    machine_info,
+    msgpack_missing,
+    node_missing,
+    server_versions,
+    servers,
+)
+
+#: What the other modules (``__main__``, ``floor``) take from here.
+__all__ = [
+    "CLIENTS",
+    "CLIENT_LABELS",
+    "ROOT",
+    "TARGETS",
+    "TARGET_LABELS",
+    "BenchError",
+    "Child",
+    "Servers",
+    "Settings",
+    "client_argv",
+    "rotated",
+    "run",
+]
 
 PAYLOADS = (64, 1024, 16384)
 WINDOWS = (1, 16, 64, 256)
 ECHO_WINDOW = 64
 
 #: The clients compared, in the order of the report's columns.
-CLIENTS = ("jamsocket_rt", "python-socketio", "node")
+CLIENTS = ("jamsocket_rt", "jamsocket_rt-asyncio", "python-socketio", "node")
 CLIENT_LABELS = {
     "jamsocket_rt": "jamsocket_rt Session",
+    "jamsocket_rt-asyncio": "jamsocket_rt Session (stdlib asyncio loop)",
     "jamsocket_rt-plain": "jamsocket_rt Session (asyncio loop, stdlib json)",
     "jamsocket_rt-baseline": "jamsocket_rt Session of the baseline tree (--baseline)",
     "jamsocket_rt-msgpack": "jamsocket_rt Session, parser msgpack",
     "python-socketio": "python-socketio AsyncClient",
     "node": "Node socket.io-client",
 }
+#: The same Session and codec as "jamsocket_rt", on asyncio's own loop: the report's
+#: "asyncio ÷ uvloop" ratios divide its figures by jamsocket_rt's.
+ASYNCIO_CLIENT = "jamsocket_rt-asyncio"
+#: The client measured against a target's msgpack twin.
+MSGPACK_CLIENT = "jamsocket_rt-msgpack"
 #: The servers: the Node socket.io server and python-socketio's, directly, and the Node server
 #: behind the dev server's token proxy.
 TARGETS = ("node", "python", "proxy")
@@ -53,10 +79,6 @@ TARGET_LABELS = {
     "python": "python-socketio AsyncServer",
     "proxy": "Node socket.io server through the dev server's proxy",
 }
-
-
-class BenchError(RuntimeError):
-    """A server or client could not be run."""
 
 
 @dataclass
@@ -75,8 +97,11 @@ class Settings:
     duration: float = 0.3
     warmup: float = 0.05
     warmup_first: float = 0.5
-    many_sizes: tuple[int, ...] = (100, 1000)
+    many_sizes: tuple[int, ...] = (100, 1000, 10000)
     many_reps: int = 3
+    #: The largest many-suite size at which the peers (python-socketio, Node's client) are
+    #: measured too; above it only jamsocket_rt's clients are, and the report says so.
+    peers_max_sessions: int = 1000
     call_seconds: float = 5.0
     payloads: tuple[int, ...] = PAYLOADS
     windows: tuple[int, ...] = WINDOWS
@@ -117,253 +142,6 @@ def scenarios(settings: Settings) -> list[dict[str, Any]]:
     return found
 
 
-def have_uvloop() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
-
-
-def node_missing() -> str | None:
-    """Why the Node server and client cannot run here, or None."""
-    if shutil.which("node") is None:
-        return "node is not installed"
-    for package in ("socket.io", "socket.io-client"):
-        if not (NODE_MODULES / package / "package.json").is_file():
-            return f"{NODE_MODULES} lacks {package} (./run test installs it)"
-    return None
-
-
-def msgpack_missing() -> str | None:
-    """Why jamsocket_rt cannot be measured with parser="msgpack" here, or None."""
-    if importlib.util.find_spec("msgpack") is None:
-        return "msgpack is not installed (pip install 'jamsocket_rt[msgpack]')"
-    if not (NODE_MODULES / "socket.io-msgpack-parser" / "package.json").is_file():
-        return f"{NODE_MODULES} lacks socket.io-msgpack-parser (./run test installs it)"
-    return None
-
-
-#: The client measured against a target's msgpack twin.
-MSGPACK_CLIENT = "jamsocket_rt-msgpack"
-
-
-# --------------------------------------------------------------------------- processes
-
-
-class Child:
-    """A child process whose standard output is read line by line, with timeouts."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: dict[str, str] | None = None,
-        cwd: Path = ROOT,
-    ) -> None:
-        self.name = name
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        try:
-            self.proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env={**os.environ, **(env or {})},
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-            )
-        except BaseException:
-            self._stderr.close()
-            raise
-        self._buffer = b""
-
-    def stderr(self) -> str:
-        fd = self._stderr.fileno()
-        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")[-2000:]
-
-    def readline(self, timeout: float) -> str:
-        """The next line of output (without its newline).
-
-        Raises:
-            BenchError: the process ended, or said nothing within ``timeout``.
-        """
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BenchError(f"{self.name} said nothing for {timeout:g} s: {self.stderr()}")
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    self.proc.wait(5)
-                    raise BenchError(
-                        f"{self.name} exited with {self.proc.returncode}: {self.stderr()}"
-                    )
-                self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-    def read_json(self, timeout: float) -> dict[str, Any]:
-        while True:
-            line = self.readline(timeout).strip()
-            if line.startswith("{"):
-                result: dict[str, Any] = json.loads(line)
-                return result
-
-    def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        with contextlib.suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._stderr.close()
-
-
-def _port_of(line: str, name: str) -> int:
-    if not line.startswith("listening on "):
-        raise BenchError(f"{name} did not start: {line!r}")
-    return int(line.split()[-1])
-
-
-@dataclass
-class Target:
-    """Where the clients connect: a server, with what each kind of client needs."""
-
-    name: str
-    url: str  # the origin
-    path: str  # the Socket.IO path
-    response: dict[str, Any]  # a ConnectResponse for the Session
-    #: The same server speaking socket.io-msgpack-parser, for MSGPACK_CLIENT (when started).
-    msgpack: Target | None = None
-
-    def spec(self) -> dict[str, Any]:
-        return {"url": self.url, "path": self.path, "response": self.response}
-
-
-class Servers:
-    """Starts the servers a run needs (all at once: their start-ups overlap) and stops them."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._children: list[Child] = []
-        self._started: dict[str, Child] = {}
-        self.targets: dict[str, Target] = {}
-
-    def _start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
-        child = Child(name, argv, env)
-        self._children.append(child)
-        return child
-
-    def start(self, names: Sequence[str]) -> None:
-        """Launches the servers of these targets without waiting for them."""
-        started = self._started
-        if any(name in ("node", "python") for name in names) and "status" not in started:
-            started["status"] = self._start(
-                "the status stand-in", [sys.executable, "-m", "benchmarks.servers", "status"]
-            )
-        if "node" in names and "node" not in started:
-            started["node"] = self._start(
-                "the Node server",
-                ["node", str(NODE_DIR / "bench_server.js"), "--watch-stdin"],
-                {"PORT": "0", "BENCH_PATH": DIRECT_PATH},
-            )
-        if "node-msgpack" in names and "node-msgpack" not in started:
-            started["node-msgpack"] = self._start(
-                "the Node server with socket.io-msgpack-parser",
-                ["node", str(NODE_DIR / "bench_server.js"), "--watch-stdin"],
-                {"PORT": "0", "BENCH_PATH": DIRECT_PATH, "BENCH_PARSER": "msgpack"},
-            )
-        if "python" in names and "python" not in started:
-            argv = [sys.executable, "-m", "benchmarks.servers", "socketio", "--path", DIRECT_PATH]
-            if self.settings.server_uvloop and have_uvloop():
-                argv.append("--uvloop")
-            started["python"] = self._start("the python-socketio server", argv)
-        if "proxy" in names and "proxy" not in started:
-            backend = ["node", str(NODE_DIR / "bench_server.js")]
-            started["proxy"] = self._start(
-                "the dev server",
-                [sys.executable, "-m", "benchmarks.servers", "devserver", *backend],
-            )
-
-    def _status_port(self) -> int:
-        if "status" not in self.targets:
-            child = self._started["status"]
-            port = _port_of(child.readline(30), child.name)
-            self.targets["status"] = Target("status", f"http://127.0.0.1:{port}", "", {})
-        return int(self.targets["status"].url.rsplit(":", 1)[1])
-
-    def _direct(self, name: str, port: int) -> Target:
-        origin = f"http://127.0.0.1:{port}"
-        backend_id = f"bench-{name}"
-        response = {
-            "backend_id": backend_id,
-            "spawned": False,
-            "status": "ready",
-            "token": "bench",
-            "url": f"{origin}/bench/",
-            "status_url": f"http://127.0.0.1:{self._status_port()}/v2/backend/{backend_id}/status",
-        }
-        return Target(name, origin, DIRECT_PATH, response)
-
-    def target(self, name: str) -> Target:
-        """The target, once its server listens (started now if :meth:`start` was not called)."""
-        if name in self.targets:
-            return self.targets[name]
-        if name not in ("node", "python", "proxy"):
-            raise ValueError(f"unknown target {name!r}")
-        self.start([name])
-        child = self._started[name]
-        if name == "proxy":
-            target = self._proxy(child)
-        else:
-            target = self._direct(name, _port_of(child.readline(30), child.name))
-        twin = self._started.get(f"{name}-msgpack")
-        if twin is not None:
-            target.msgpack = self._direct(twin.name, _port_of(twin.readline(30), twin.name))
-        self.targets[name] = target
-        return target
-
-    def _proxy(self, child: Child) -> Target:
-        api_url = json.loads(child.readline(60))["api_url"]
-        request = urllib.request.Request(
-            f"{api_url}/v2/service/bench/bench/connect",
-            data=json.dumps({"key": "bench"}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            response: dict[str, Any] = json.loads(answer.read())
-        deadline = time.monotonic() + 60
-        while True:  # the clients other than the Session do not wait for ready themselves
-            with urllib.request.urlopen(response["status_url"], timeout=10) as answer:
-                if json.loads(answer.read())["status"] == "ready":
-                    break
-            if time.monotonic() > deadline:
-                raise BenchError("the dev server's backend was not ready within 60 s")
-            time.sleep(0.05)
-        parts = urlsplit(response["url"])
-        path = parts.path.rstrip("/") + "/socket.io/"
-        return Target("proxy", f"{parts.scheme}://{parts.netloc}", path, response)
-
-    def close(self) -> None:
-        for child in reversed(self._children):
-            child.stop()
-        self._children.clear()
-
-
 def client_argv(client: str, settings: Settings, spec: dict[str, Any]) -> list[str]:
     text = json.dumps(spec)
     if client == "node":
@@ -385,15 +163,12 @@ def client_argv(client: str, settings: Settings, spec: dict[str, Any]) -> list[s
         )
         own = client_argv("jamsocket_rt", settings, spec)
         return [sys.executable, "-c", boot, str(settings.baseline), *own[3:]]
+    loop = "uvloop" if settings.uvloop and have_uvloop() else "asyncio"
     if client == "jamsocket_rt":
-        argv += [
-            "--client",
-            "session",
-            "--loop",
-            "uvloop" if settings.uvloop and have_uvloop() else "asyncio",
-        ]
+        argv += ["--client", "session", "--loop", loop]
+    elif client == ASYNCIO_CLIENT:  # the codec stays the default, as for "jamsocket_rt"
+        argv += ["--client", "session", "--loop", "asyncio"]
     elif client == MSGPACK_CLIENT:
-        loop = "uvloop" if settings.uvloop and have_uvloop() else "asyncio"
         argv += ["--client", "session", "--loop", loop, "--parser", "msgpack"]
     elif client == "jamsocket_rt-plain":
         argv += ["--client", "session", "--loop", "asyncio", "--json", "stdlib"]
@@ -473,10 +248,16 @@ def run_roundtrip(
 def run_many(
     settings: Settings, target: Target, clients: Sequence[str], versions: dict[str, Any]
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``{str(sessions): {client: [result]}}``: a fresh process per measurement."""
+    """``{str(sessions): {client: [result]}}``: a fresh process per measurement.
+
+    Above ``settings.peers_max_sessions`` only jamsocket_rt's clients are measured.
+    """
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for size in settings.many_sizes:
-        row: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+        measured = [c for c in clients if size <= settings.peers_max_sessions or ours(c)]
+        if not measured:
+            continue
+        row: dict[str, list[dict[str, Any]]] = {c: [] for c in measured}
         results[str(size)] = row
         spec = {
             "mode": "many",
@@ -488,7 +269,8 @@ def run_many(
         # One round not counted: a server's first thousand connections pay for its own
         # warm-up (JIT, heap growth), which made whichever client came first look 30-40 %
         # slower than in its later repetitions.
-        warmup = Child(clients[0], client_argv(clients[0], settings, {**spec, "call_seconds": 1}))
+        first = measured[0]
+        warmup = Child(first, client_argv(first, settings, {**spec, "call_seconds": 1}))
         try:
             warmup.read_json(120)
         except BenchError as exc:
@@ -496,7 +278,7 @@ def run_many(
         finally:
             warmup.stop()
         for rep in range(settings.many_reps):
-            for client in rotated(list(clients), rep):
+            for client in rotated(measured, rep):
                 child = Child(client, client_argv(client, settings, spec))
                 try:
                     result = child.read_json(120 + 2 * settings.call_seconds)
@@ -512,55 +294,30 @@ def run_many(
     return results
 
 
-# --------------------------------------------------------------------------- machine
+def ours(client: str) -> bool:
+    """Whether a client is one of jamsocket_rt's (the many suite's largest sizes run only those)."""
+    return client.startswith("jamsocket_rt")
 
 
-def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
-    with contextlib.suppress(OSError):
-        info["loadavg_start"] = Path("/proc/loadavg").read_text().split()[:3]
-    return info
+def _many_limits(settings: Settings, clients: Sequence[str], skipped: dict[str, str]) -> None:
+    """Raises this process's descriptor limit for the many suite; notes the peers left out.
 
-
-def server_versions() -> dict[str, str]:
-    import importlib.metadata
-
-    found: dict[str, str] = {}
-    for name in ("python-socketio", "python-engineio", "aiohttp", "uvloop"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[name] = importlib.metadata.version(name)
-    with contextlib.suppress(OSError, KeyError, ValueError):
-        package = json.loads((NODE_MODULES / "socket.io" / "package.json").read_text())
-        found["socket.io"] = package["version"]
-    node = shutil.which("node")
-    if node is not None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            found["node"] = subprocess.run(
-                [node, "--version"], capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-    return found
-
-
-@contextlib.contextmanager
-def servers(settings: Settings) -> Iterator[Servers]:
-    found = Servers(settings)
+    Every child may open a descriptor per session, the Node server as many: they inherit this
+    process's soft limit (each Python client also raises its own, or says which limit stops it).
+    """
+    largest = max(settings.many_sizes, default=0)
     try:
-        yield found
-    finally:
-        found.close()
+        raise_open_file_limit(largest + 64, f"the many suite's {largest:,} sessions")
+    except DescriptorLimitError as exc:
+        settings.say(f"  {exc}")  # the clients that reach the limit report it as their error
+    left_out = [c for c in clients if not ours(c)]
+    above = [size for size in settings.many_sizes if size > settings.peers_max_sessions]
+    if left_out and above:
+        sizes = ", ".join(f"{size:,}" for size in above)
+        skipped[f"{', '.join(left_out)} at {sizes} sessions"] = (
+            f"optional: peers are measured up to {settings.peers_max_sessions:,} sessions "
+            "(--peers-up-to N measures them further)"
+        )
 
 
 def run(settings: Settings) -> dict[str, Any]:
@@ -589,6 +346,7 @@ def run(settings: Settings) -> dict[str, Any]:
             "warmup_s": settings.warmup,
             "many_sizes": list(settings.many_sizes),
             "many_reps": settings.many_reps,
+            "peers_max_sessions": settings.peers_max_sessions,
             "call_seconds": settings.call_seconds,
             "quick": settings.quick,
             "uvloop_for_jamsocket_rt": settings.uvloop and have_uvloop(),
@@ -610,6 +368,8 @@ def run(settings: Settings) -> dict[str, Any]:
     targets = [t for t in targets if t in settings.targets]
     if missing_node and ("proxy" in settings.suites or "roundtrip" in settings.suites):
         skipped["node server, proxy"] = missing_node
+    if "many" in settings.suites:
+        _many_limits(settings, clients, skipped)
     with servers(settings) as found:
         found.start(
             [
@@ -622,10 +382,14 @@ def run(settings: Settings) -> dict[str, Any]:
             settings.say(f"round trips against the {TARGET_LABELS[name]}")
             target_clients = list(clients)
             if name in settings.plain_targets and "jamsocket_rt" in clients:
-                target_clients.insert(1, "jamsocket_rt-plain")
+                # Beside the other Sessions on asyncio's loop (after "jamsocket_rt-asyncio").
+                after = target_clients.index("jamsocket_rt") + 1
+                after += int(target_clients[after : after + 1] == [ASYNCIO_CLIENT])
+                target_clients.insert(after, "jamsocket_rt-plain")
             if name in msgpack_targets and ("jamsocket_rt" in clients or asked_msgpack):
-                after = target_clients.index("jamsocket_rt") + 1 if "jamsocket_rt" in clients else 0
-                target_clients.insert(after, MSGPACK_CLIENT)
+                # After the other Sessions: the peers' columns stay last.
+                ours_at = [i for i, c in enumerate(target_clients) if ours(c)]
+                target_clients.insert(ours_at[-1] + 1 if ours_at else 0, MSGPACK_CLIENT)
             raw["roundtrip_clients"][name] = target_clients
             raw["roundtrip"][name] = run_roundtrip(
                 settings, found.target(name), target_clients, client_versions

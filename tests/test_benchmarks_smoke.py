@@ -17,7 +17,7 @@ from tests.helpers.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
-CLIENTS = ("jamsocket_rt", "python-socketio", "node")
+CLIENTS = ("jamsocket_rt", "jamsocket_rt-asyncio", "python-socketio", "node")
 TARGETS = ("node", "python", "proxy")
 
 
@@ -67,6 +67,7 @@ def test_quick_run_measures_every_row(tmp_path: Path, require_node: str) -> None
                 continue
             assert row["ratio_node"] is not None
             assert row["ratio_python-socketio"] is not None
+            assert row["ratio_asyncio"] is not None  # jamsocket_rt: stdlib asyncio ÷ uvloop
 
     # Many sessions in one process.
     assert document["many"], "the many-sessions suite did not run"
@@ -76,6 +77,9 @@ def test_quick_run_measures_every_row(tmp_path: Path, require_node: str) -> None
             for result in runs:
                 assert "error" not in result, (size, client, result)
                 assert result["sessions"] == int(size)
+                if client != "node":  # (Node's client fails as a whole, or connects all)
+                    assert result["connected"] == int(size)
+                    assert result["connect_errors"] == 0
                 assert result["connect_rate"] > 0
                 assert result["call_errors"] == 0
                 assert result["calls"] >= int(size)
@@ -87,6 +91,7 @@ def test_quick_run_measures_every_row(tmp_path: Path, require_node: str) -> None
     for heading in ("Targets", "Node socket.io server", "python-socketio AsyncServer", "proxy"):
         assert heading in markdown
     assert markdown.count("\n|") > 3 * 33
+    assert "asyncio ÷ uvloop" in markdown
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -135,8 +140,9 @@ def test_load_generators_side_by_side(require_node: str) -> None:
     tools = [row.split("|")[1].strip() for row in table[1:]]
     assert tools == [
         "jamsocket-rt load (1 process)",
-        "jamsocket-rt load (1 process), 16 in flight",
         "jamsocket-rt load (1 process), asyncio loop",
+        "jamsocket-rt load (1 process), 16 in flight",
+        "jamsocket-rt load (1 process), 16 in flight, asyncio loop",
         "python-socketio AsyncClient",
         "Locust SocketIOUser",
         "jamsocket_rt.locust SessionUser",
@@ -145,3 +151,6 @@ def test_load_generators_side_by_side(require_node: str) -> None:
         max_calls = row.split("|")[2].strip()
         assert max_calls != "failed", row
         assert float(max_calls.split()[0].replace(",", "")) > 0, row
+        if row.split("|")[1].strip().endswith("asyncio loop"):  # beside its uvloop twin
+            assert "(asyncio/uvloop " in max_calls, row
+    assert "target: max calls/s (10 sessions) on stdlib asyncio" in run.stdout
