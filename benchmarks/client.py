@@ -50,7 +50,7 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .limits import raise_open_file_limit
@@ -446,12 +446,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parser", choices=("json", "msgpack"), default="json")
     parser.add_argument("spec")
     args = parser.parse_args(argv)
-    if args.loop == "uvloop":
+    run_on(args.loop, amain(args))
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Runs ``main`` on asyncio's own loop (``"asyncio"``) or on uvloop (``"uvloop"``)."""
+    if loop == "uvloop":
         import uvloop
 
-        uvloop.run(amain(args))
+        uvloop.run(main)
     else:
-        asyncio.run(amain(args))
+        asyncio.run(main)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .client import Call, Pongs, echo, emit, payload_of, pipelined, sequential, versions
+from .client import (
+    Call,
+    Pongs,
+    echo,
+    emit,
+    payload_of,
+    pipelined,
+    run_on,
+    sequential,
+    versions,
+)
 
 if TYPE_CHECKING:
     from jamsocket_rt.protocol.options import ParserName
@@ -197,12 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("spec")
     args = parser.parse_args(argv)
-    if args.loop == "uvloop":
-        import uvloop
-
-        uvloop.run(serve(args))
-    else:
-        asyncio.run(serve(args))
+    run_on(args.loop, serve(args))
 
 
 if __name__ == "__main__":

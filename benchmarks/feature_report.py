@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import spread
+from .report import paired, spread
 
 PLAIN = "plain"
 NOISE = "plain-again"
@@ -37,19 +37,6 @@ KIND_LABELS = {
 def _value(result: Mapping[str, Any], metric: str) -> float | None:
     value = None if "error" in result else result.get(metric)
     return float(value) if isinstance(value, (int, float)) else None
-
-
-def paired(
-    mine: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]], metric: str
-) -> list[float]:
-    """``mine ÷ other`` for each repetition both measured (paired as ``report.py`` pairs)."""
-    by_rep = {r.get("rep"): _value(r, metric) for r in other}
-    ratios = []
-    for result in mine:
-        value, theirs = _value(result, metric), by_rep.get(result.get("rep"))
-        if value is not None and theirs:
-            ratios.append(value / theirs)
-    return ratios
 
 
 def _row(

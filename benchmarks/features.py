@@ -35,17 +35,15 @@ from typing import IO, Any
 
 from . import feature_report
 from .feature_report import PLAIN
-from .runner import (
+from .processes import (
     NODE_DIR,
-    BenchError,
-    Child,
     have_uvloop,
     machine_info,
     msgpack_missing,
     node_missing,
-    rotated,
     server_versions,
 )
+from .runner import BenchError, Child, rotated
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECOND_NAMESPACE = "/second"

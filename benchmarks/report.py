@@ -21,7 +21,16 @@ from .report_plot import size_text, write_plot
 from .report_targets import OURS, targets
 from .runner import ASYNCIO_CLIENT, CLIENT_LABELS, TARGET_LABELS
 
-__all__ = ["OURS", "markdown", "summarize", "targets", "update_readme", "write", "write_plot"]
+__all__ = [
+    "OURS",
+    "markdown",
+    "paired",
+    "summarize",
+    "targets",
+    "update_readme",
+    "write",
+    "write_plot",
+]
 
 PEERS = ("node", "python-socketio")
 PEER_SHORT = {"node": "Node client", "python-socketio": "python-socketio"}
@@ -85,9 +94,10 @@ def _value(result: Mapping[str, Any], metric: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _paired(
+def paired(
     ours: Sequence[Mapping[str, Any]], peer: Sequence[Mapping[str, Any]], metric: str
 ) -> list[float]:
+    """``ours ÷ peer`` of ``metric`` for each repetition both measured."""
     by_rep = {r.get("rep"): _value(r, metric) for r in peer}
     ratios = []
     for result in ours:
@@ -117,9 +127,9 @@ def _row(
     if OURS in results and metric not in UNRATED:
         for peer in PEERS:
             if peer in results:
-                row[f"ratio_{peer}"] = spread(_paired(results[OURS], results[peer], metric))
+                row[f"ratio_{peer}"] = spread(paired(results[OURS], results[peer], metric))
         if ASYNCIO_CLIENT in results:
-            row["ratio_asyncio"] = spread(_paired(results[ASYNCIO_CLIENT], results[OURS], metric))
+            row["ratio_asyncio"] = spread(paired(results[ASYNCIO_CLIENT], results[OURS], metric))
     return row
 
 

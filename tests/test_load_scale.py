@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,32 @@ def timing_peer() -> Iterator[tuple[str, list[tuple[str, float]]]]:
         thread.join(10)
 
 
+def load_plain_server(
+    origin: str, tmp_path: Path, *args: str, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``jamsocket-rt load --assume-ready`` against the server at ``origin``, its report in
+    ``tmp_path / "report.json"``."""
+    response = fixed_response(origin, f"{origin}/no-status-here")
+    report = str(tmp_path / "report.json")
+    return subprocess.run(
+        [
+            *CLI,
+            "--connect-response",
+            response,
+            "--assume-ready",
+            *args,
+            "--json",
+            report,
+            "--quiet",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=preexec_fn,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("end", [["--iterations", "4"], ["--duration", "0.6"]])
 def test_no_session_closes_while_others_still_call(end: list[str], tmp_path: Path) -> None:
@@ -78,33 +104,12 @@ def test_no_session_closes_while_others_still_call(end: list[str], tmp_path: Pat
     # finished, so the close storm of thousands of sessions ran during the last calls of the
     # others (at 10,000 sessions, it made the run's p99 200 ms instead of 10).
     with timing_peer() as (origin, notes):
-        response = fixed_response(origin, f"{origin}/no-status-here")
-        path = tmp_path / "report.json"
-        done = subprocess.run(
-            [
-                *CLI,
-                "--connect-response",
-                response,
-                "--assume-ready",
-                "--sessions",
-                "8",
-                "--rate",
-                "10",
-                *end,
-                "--json",
-                str(path),
-                "--quiet",
-            ],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = load_plain_server(origin, tmp_path, "--sessions", "8", "--rate", "10", *end)
         assert done.returncode == 0, done.stderr + done.stdout
         deadline = time.monotonic() + 5
         while sum(kind == "disconnect" for kind, _ in notes) < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
-    report = report_of(path)
+    report = report_of(tmp_path / "report.json")
     assert report["sessions"]["ready"] == 8
     assert report["errors"]["total"] == 0
     calls = [at for kind, at in notes if kind == "echo"]
@@ -120,31 +125,12 @@ def test_the_open_file_limit_is_raised_to_what_the_run_needs(tmp_path: Path) -> 
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 4096))
 
     with timing_peer() as (origin, _):
-        response = fixed_response(origin, f"{origin}/no-status-here")
-        path = tmp_path / "report.json"
-        done = subprocess.run(
-            [
-                *CLI,
-                "--connect-response",
-                response,
-                "--assume-ready",
-                "--sessions",
-                "60",
-                "--iterations",
-                "1",
-                "--json",
-                str(path),
-                "--quiet",
-            ],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            preexec_fn=low_soft_limit,
+        done = load_plain_server(
+            origin, tmp_path, "--sessions", "60", "--iterations", "1", preexec_fn=low_soft_limit
         )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "open-file limit" not in done.stderr
-    report = report_of(path)
+    report = report_of(tmp_path / "report.json")
     assert report["sessions"]["ready"] == 60
     assert report["errors"]["total"] == 0
 
