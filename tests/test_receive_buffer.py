@@ -11,10 +11,12 @@ server, on the stdlib loop and on uvloop.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +24,12 @@ import pytest
 from jamsocket_rt.transport.base import ConnectTarget
 from jamsocket_rt.transport.websocket import WebSocketTransport
 from tests.helpers.paths import REPO_ROOT
-from tests.helpers.transport_peers import TOKEN_PATH, Recorder, python_peer
+from tests.helpers.transport_peers import (
+    TOKEN_PATH,
+    Recorder,
+    python_peer,
+    self_signed_certificate,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +127,34 @@ def test_connections_sharing_the_buffer_get_their_own_bytes(origin: str, loop_ki
     for thread in threads:
         thread.join(60)
     assert not failures, failures
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_tls_reads_through_the_shared_buffer_too(tmp_path: Path, loop_kind: str) -> None:
+    # Under TLS the loop's SSL protocol decrypts into the buffer the connection hands it
+    # (asyncio's sslproto and uvloop's alike): large messages still arrive whole.
+    pem = self_signed_certificate(tmp_path)
+    if pem is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(pem)
+    blob = bytes(range(256)) * 1200  # 300 KiB: more than the buffer, many reads
+
+    async def main(origin: str) -> None:
+        transport = WebSocketTransport()
+        target = ConnectTarget(
+            origin,
+            socketio_path=TOKEN_PATH,
+            connect_timeout=5.0,
+            ssl=ssl.create_default_context(cafile=str(pem)),
+        )
+        await transport.connect(target, Recorder())
+        try:
+            for n in range(3):
+                assert await call(transport, blob, n) == [blob, n]
+        finally:
+            await transport.close()
+
+    with python_peer(ssl_context=server) as origin:
+        assert origin.startswith("https://")
+        run(loop_kind, main(origin))
