@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import gc
 import math
 import random
 import time
@@ -26,6 +25,7 @@ from ..asyncio.session import Session
 from ..protocol.api import DEFAULT_API_URL
 from . import _resources
 from ._causes import NOT_READY
+from ._heap import HeapPolicy
 from .config import DevTarget, FixedTarget, JamsocketTarget, LoadConfig, PlaneTarget
 from .pacing import Pacer, even_phase
 from .scenarios import (
@@ -43,8 +43,6 @@ __all__ = ["PlatformClient", "Worker", "make_client", "resolve_scenario"]
 LAG_PROBE_INTERVAL = 0.025
 #: After the end of the load, how long iterations in flight may take before they are cancelled.
 STOP_GRACE = 2.0
-#: During the load, the garbage collector runs at least this often, in seconds.
-GC_PERIOD = 60.0
 
 _clock = time.perf_counter
 
@@ -164,10 +162,7 @@ class Worker:
         self._fixed: ConnectResponse | None = None
         self._rss_baseline = 0
         self._cpu_baseline = 0.0
-        self._gc_paused = False
-        self._gc_frozen = False
-        self._gc_enabled = True
-        self._last_collect = 0.0
+        self._heap = HeapPolicy()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -182,7 +177,7 @@ class Worker:
         self._client = make_client(self.config, self.api_url)
         ticker = loop.create_task(self._tick(), name="jamsocket_rt load ticker")
         probe = loop.create_task(self._probe_lag(), name="jamsocket_rt load lag probe")
-        self._pause_gc()
+        self._heap.pause(loop.time())
         try:
             await self._launch()
             await self._open_window()
@@ -194,46 +189,9 @@ class Worker:
             for task in (ticker, probe):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self._resume_gc()
+            self._heap.resume()
             await self._cleanup()
             self.emit(self._snapshot(final=True))
-
-    def _pause_gc(self) -> None:
-        """Takes the garbage collector's automatic runs out of the connect storm and the load.
-
-        Thousands of sessions make a heap of hundreds of thousands of objects. While they
-        connect, the heap grows by a quarter again and again, and each time the collector
-        scans all of it: at 10,000 sessions, 2.2 of the 10 s that connecting took. During the
-        load, a full collection stops the event loop for hundreds of milliseconds, and those
-        stalls would be measured as latency; freezing the heap is not enough, as what is in
-        flight at any moment (a timer, a future, a coroutine per session) lives long enough
-        to reach the oldest generation. A successful connect or call leaves no cyclic garbage
-        (reference counting frees all of it), so the automatic collector is off from the
-        first session to the last; the heap is collected and frozen once when the load
-        window opens (:meth:`_open_window`), and :meth:`_tick` collects after a tick with
-        errors (tracebacks make cycles) and every :data:`GC_PERIOD` seconds (for user
-        scenarios that make cycles). :meth:`_resume_gc` restores everything at the end.
-        """
-        self._gc_enabled = gc.isenabled()
-        gc.disable()
-        self._gc_paused = True
-        self._last_collect = asyncio.get_running_loop().time()
-
-    def _freeze_heap(self) -> None:
-        """Collects once, then moves what is left out of every later collection's scan."""
-        gc.collect()
-        gc.freeze()
-        self._gc_frozen = True
-        self._last_collect = asyncio.get_running_loop().time()
-
-    def _resume_gc(self) -> None:
-        if self._gc_frozen:
-            self._gc_frozen = False
-            gc.unfreeze()
-        if self._gc_paused:
-            self._gc_paused = False
-            if self._gc_enabled:
-                gc.enable()
 
     def _tick_number(self) -> int:
         elapsed = asyncio.get_running_loop().time() - self.anchor
@@ -257,11 +215,7 @@ class Worker:
         while True:
             # Absolute times: a slow tick does not push the next ones back.
             await asyncio.sleep(max(0.0, self.anchor + (tick + 1) * interval - loop.time()))
-            if self._gc_paused and (
-                self.recorder.has_errors or loop.time() - self._last_collect >= GC_PERIOD
-            ):
-                gc.collect()
-                self._last_collect = loop.time()
+            self._heap.tick(loop.time(), had_errors=self.recorder.has_errors)
             self.emit(self._snapshot(tick=tick))
             tick += 1
 
@@ -318,7 +272,7 @@ class Worker:
                 )
         if ramp_end > loop.time():
             await asyncio.sleep(ramp_end - loop.time())
-        self._freeze_heap()  # before the window: its pause is not measured
+        self._heap.freeze(loop.time())  # before the window: its pause is not measured
         self.load_start = loop.time()
         if self.config.duration is not None:
             self.stop_at = self.load_start + self.config.duration
